@@ -1,0 +1,58 @@
+// SGD with momentum, dampening, Nesterov momentum, L2 weight decay and maximize,
+// exactly torch.optim.SGD's rule:
+//   g = -grad if maximize else grad;  g += weight_decay * p
+//   buf = g (first step) | momentum * buf + (1 - dampening) * g
+//   g = g + momentum * buf (nesterov) | buf
+//   p -= lr * g
+// Without momentum there is no state. hyper: lr, momentum, dampening,
+// weight_decay, nesterov, maximize. state: momentum_buffer. scalar: step
+// (the steps taken since the buffer was created; 1 marks the first).
+#pragma once
+
+#include "fusedopt/kernel.hpp"
+
+namespace fusedopt::kernels {
+
+struct SGD {
+    static constexpr int n_hyper = 6, n_state = 1, n_scalar = 1;
+    struct Coef {
+        double lr, momentum, one_minus_dampening, weight_decay, sign;
+        bool nesterov, first;
+    };
+
+    static Coef prepare(const double* h, double* const* scalar, void* const* /*state*/) {
+        bool first = false;
+        if (scalar[0]) {
+            *scalar[0] += 1.0;
+            first = *scalar[0] == 1.0;
+        }
+        return {h[0], h[1], 1.0 - h[2], h[3], h[5] != 0.0 ? -1.0 : 1.0, h[4] != 0.0, first};
+    }
+
+    template <class T>
+    static void update(const Coef& c, T* __restrict p, const T* __restrict g, T* const* s, std::size_t n) {
+        T* __restrict buf = s[0];
+        const T lr = static_cast<T>(c.lr), mom = static_cast<T>(c.momentum);
+        const T damp = static_cast<T>(c.one_minus_dampening), wd = static_cast<T>(c.weight_decay);
+        const T sign = static_cast<T>(c.sign);
+        with_flags(
+            [&](auto decay, auto momentum, auto first, auto nesterov) {
+                for (std::size_t i = 0; i < n; ++i) {
+                    T d = sign * g[i];
+                    if constexpr (decay) d = d + wd * p[i];
+                    if constexpr (momentum) {
+                        T b;
+                        if constexpr (first) b = d;
+                        else b = mom * buf[i] + damp * d;
+                        buf[i] = b;
+                        if constexpr (nesterov) d = d + mom * b;
+                        else d = b;
+                    }
+                    p[i] = p[i] - lr * d;
+                }
+            },
+            c.weight_decay != 0.0, buf != nullptr, c.first, c.nesterov);
+    }
+};
+
+}  // namespace fusedopt::kernels

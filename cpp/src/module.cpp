@@ -1,0 +1,15 @@
+// fusedopt._core: wiring only; each area registers itself from its own file.
+#include <pybind11/pybind11.h>
+
+namespace py = pybind11;
+
+namespace fusedopt {
+void register_optim(py::module_& m);
+void register_info(py::module_& m);
+}  // namespace fusedopt
+
+PYBIND11_MODULE(_core, m) {
+    m.doc() = "fusedopt's native core: fused optimizer kernels and their thread setting.";
+    fusedopt::register_optim(m);
+    fusedopt::register_info(m);
+}

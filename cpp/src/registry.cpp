@@ -1,0 +1,28 @@
+// One line per fused kernel: adding an algorithm is its header plus one entry here.
+#include "fusedopt/registry.hpp"
+
+#include "fusedopt/kernels/adam.hpp"
+#include "fusedopt/kernels/sgd.hpp"
+
+namespace fusedopt {
+
+template <class K>
+constexpr KernelInfo entry(const char* name) {
+    return {name, &run_step<K>, K::n_hyper, K::n_state, K::n_scalar};
+}
+
+const std::vector<KernelInfo>& all_kernels() {
+    static const std::vector<KernelInfo> table = {
+        entry<kernels::SGD>("sgd"),
+        entry<kernels::Adam>("adam"),
+    };
+    return table;
+}
+
+const KernelInfo* find_kernel(const std::string& name) {
+    for (const KernelInfo& k : all_kernels())
+        if (name == k.name) return &k;
+    return nullptr;
+}
+
+}  // namespace fusedopt

@@ -1,0 +1,377 @@
+"""The optimizer base class: everything that does not depend on the algorithm.
+
+An algorithm is a subclass that names its fused kernel, its state and its
+hyperparameters, checks a param group, and points at its NumPy reference function.
+Everything else lives here: param groups and defaults, checks that run before
+anything is written, lazily created state, one native call per step for every group
+and tensor, ``state_dict`` / ``load_state_dict``, ``add_param_group`` and the
+``backend`` switch.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from types import MappingProxyType
+from typing import Any, ClassVar
+
+import numpy as np
+
+from . import _core
+
+__all__ = ["BACKENDS", "Optimizer", "ParamGroup", "Params"]
+
+ParamGroup = dict[str, Any]
+Params = Sequence[np.ndarray] | Sequence[ParamGroup]
+BACKENDS = ("fused", "numpy")
+
+# Shared pieces of the algorithms' docstrings, written once.
+PARAMS_DOC = """\
+params: the arrays to optimize (float32 or float64, contiguous, writeable), or a
+    list of dicts each with key ``"params"`` and per-group overrides of the
+    hyperparameters below. The arrays are updated in place."""
+BACKEND_DOC = """\
+backend: ``"fused"`` (default): one fused C++ kernel per step for all tensors;
+    ``"numpy"``: the readable NumPy reference in :mod:`fusedopt.reference`. Both
+    follow the same trajectory to floating-point tolerance."""
+MAXIMIZE_DOC = "maximize: maximize the objective instead of minimizing it (steps along +grad)."
+
+
+def check_real(group: Mapping[str, Any], name: str, value: Any = None) -> float:
+    """``group[name]`` (or ``value``) as a float; TypeError unless a real number, ValueError if NaN."""
+    v = group[name] if value is None else value
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(v).__name__}")
+    f = float(v)
+    if math.isnan(f):
+        raise ValueError(f"Invalid {name}: nan")
+    return f
+
+
+def check_range(
+    group: Mapping[str, Any],
+    name: str,
+    low: float = 0.0,
+    high: float = math.inf,
+    *,
+    high_open: bool = False,
+    value: Any = None,
+) -> None:
+    """Requires ``low <= group[name] <= high`` (``< high`` with ``high_open``), finite unless high is inf."""
+    f = check_real(group, name, value)
+    above = f >= high if high_open else f > high
+    if f < low or above or (math.isinf(f) and not (high == math.inf and f > 0)):
+        upper = ")" if high_open else "]"
+        raise ValueError(f"Invalid {name}: {f} (must be in [{low}, {high}{upper})")
+
+
+def check_flag(group: Mapping[str, Any], name: str) -> None:
+    """Requires ``group[name]`` to be a bool."""
+    if not isinstance(group[name], bool | np.bool_):
+        raise TypeError(f"{name} must be a bool, got {type(group[name]).__name__}")
+
+
+def check_betas(group: Mapping[str, Any], name: str = "betas") -> None:
+    """Requires ``group[name]`` to be a pair of numbers in [0, 1)."""
+    betas = group[name]
+    if not isinstance(betas, Sequence) or isinstance(betas, str) or len(betas) != 2:
+        raise TypeError(f"{name} must be a pair (beta1, beta2), got {betas!r}")
+    for i, b in enumerate(betas):
+        check_range(group, f"{name}[{i}]", 0.0, 1.0, high_open=True, value=b)
+
+
+class _StateView(Mapping[int, Mapping[str, np.ndarray]]):
+    """Read-only per-parameter state, by parameter index or by the parameter array itself."""
+
+    def __init__(self, opt: Optimizer) -> None:
+        self._opt = opt
+
+    def _index(self, key: int | np.ndarray) -> int:
+        if isinstance(key, np.ndarray):
+            for i, p in enumerate(self._opt._params):
+                if p is key:
+                    return i
+            raise KeyError("that array is not a parameter of this optimizer")
+        if isinstance(key, numbers.Integral) and 0 <= int(key) < len(self._opt._params):
+            return int(key)
+        raise KeyError(key)
+
+    def __getitem__(self, key: int | np.ndarray) -> Mapping[str, np.ndarray]:  # type: ignore[override]
+        state = self._opt._state[self._index(key)]
+        if not state:
+            raise KeyError(key)
+        return MappingProxyType(state)
+
+    def __iter__(self) -> Iterator[int]:
+        return (i for i, s in enumerate(self._opt._state) if s)
+
+    def __len__(self) -> int:
+        return sum(1 for s in self._opt._state if s)
+
+
+class Optimizer:
+    """Base class of fusedopt's optimizers (the torch.optim.Optimizer of NumPy arrays).
+
+    Subclasses set the class attributes below and implement ``_check_group`` and
+    ``_hyper``; ``_state_keys``, ``_init_scalar`` may be refined.
+
+    Attributes:
+        param_groups: list of dicts with ``"params"`` and every hyperparameter; a
+            schedule (or you) may change ``group["lr"]`` and friends between steps.
+        defaults: the hyperparameters given to the constructor.
+        state: read-only per-parameter state, keyed by parameter index (or the array).
+        backend: ``"fused"`` or ``"numpy"``.
+    """
+
+    #: Name of the fused kernel in ``fusedopt._core``.
+    kernel: ClassVar[str]
+    #: Element-wise state arrays, in the kernel's order (PyTorch's names).
+    state_names: ClassVar[tuple[str, ...]] = ()
+    #: Per-parameter scalar state, kept as float64 arrays of shape (), in the kernel's order.
+    scalar_names: ClassVar[tuple[str, ...]] = ("step",)
+    #: The kernel's hyperparameters in order; also the keyword names of ``reference``.
+    hyper_names: ClassVar[tuple[str, ...]]
+    #: The NumPy reference: ``reference(param, grad, state, **hyper)`` updates in place.
+    reference: ClassVar[Callable[..., None]]
+
+    def __init__(self, params: Params, defaults: Mapping[str, Any], *, backend: str = "fused") -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        self.backend = backend
+        self.defaults: dict[str, Any] = dict(defaults)
+        self._check_group(self.defaults)
+        self.param_groups: list[ParamGroup] = []
+        self._params: list[np.ndarray] = []
+        self._state: list[dict[str, np.ndarray]] = []
+        self._lock = threading.Lock()
+        self._layout: list[tuple[str, ...]] | None = None
+        if isinstance(params, np.ndarray):
+            raise TypeError(
+                "params must be a sequence of arrays or of param-group dicts, got a single "
+                "numpy.ndarray; wrap it in a list: [array]"
+            )
+        if isinstance(params, Mapping) or not isinstance(params, Sequence | Iterator):
+            raise TypeError(f"params must be a sequence of arrays or dicts, got {type(params).__name__}")
+        groups = list(params)
+        if not groups:
+            raise ValueError("optimizer got an empty parameter list")
+        if not isinstance(groups[0], Mapping):
+            groups = [{"params": groups}]
+        new = [self._make_group(g, len(self._params)) for g in groups]
+        self._install(new)
+
+    # ----------------------------------------------------------------- groups
+    def _make_group(self, group: Any, first_index: int) -> ParamGroup:
+        if not isinstance(group, Mapping):
+            raise TypeError(f"a param group must be a dict, got {type(group).__name__}")
+        if "params" not in group:
+            raise ValueError('a param group must have a "params" key')
+        ps = group["params"]
+        if isinstance(ps, np.ndarray):
+            ps = [ps]
+        elif isinstance(ps, Mapping | str) or not isinstance(ps, Sequence | Iterator):
+            raise TypeError(f'group["params"] must be a sequence of arrays, got {type(ps).__name__}')
+        ps = list(ps)
+        if not ps:
+            raise ValueError("a param group has an empty parameter list")
+        for k, p in enumerate(ps):
+            if not isinstance(p, np.ndarray):
+                raise TypeError(f"params[{first_index + k}] must be a numpy.ndarray, got {type(p).__name__}")
+        out: ParamGroup = {**self.defaults, **{k: v for k, v in group.items() if k != "params"}}
+        out["params"] = ps
+        self._check_group(out)
+        return out
+
+    def _install(self, new_groups: list[ParamGroup]) -> None:
+        """Checks the new groups' arrays against each other and the existing ones, then commits."""
+        params = self._params + [p for g in new_groups for p in g["params"]]
+        check_no_overlap(params)
+        groups = self.param_groups + new_groups
+        group_of = [gi for gi, g in enumerate(groups) for _ in g["params"]]
+        plan = _core.Plan(self.kernel, params, group_of, len(groups))  # checks dtype and layout
+        self.param_groups = groups
+        self._params = params
+        self._state.extend({} for _ in range(len(params) - len(self._state)))
+        self._plan = plan
+        self._layout = None
+
+    def add_param_group(self, param_group: ParamGroup) -> None:
+        """Adds a param group (a dict with ``"params"``), filling the defaults."""
+        with self._lock:
+            self._install([self._make_group(param_group, len(self._params))])
+
+    # ------------------------------------------------------- algorithm hooks
+    def _check_group(self, group: Mapping[str, Any]) -> None:
+        """Raises ValueError/TypeError for a bad hyperparameter in ``group``."""
+        raise NotImplementedError
+
+    def _hyper(self, group: Mapping[str, Any]) -> tuple[Any, ...]:
+        """The kernel's hyperparameters for ``group``, in the order of ``hyper_names``."""
+        raise NotImplementedError
+
+    def _state_keys(self, group: Mapping[str, Any]) -> tuple[str, ...]:
+        """The state (array and scalar) names a step of ``group`` uses."""
+        return self.state_names + self.scalar_names
+
+    def _init_scalar(self, name: str, group: Mapping[str, Any]) -> float:
+        """The initial value of scalar state ``name``."""
+        return 0.0
+
+    def _init_state(self, name: str, param: np.ndarray, group: Mapping[str, Any]) -> np.ndarray:
+        """The initial value of state array ``name`` (laid out like ``param``)."""
+        return np.zeros_like(param)
+
+    # ------------------------------------------------------------------ state
+    def _build_state(self, layout: list[tuple[str, ...]]) -> None:
+        """Creates the state the groups now use and hands every array to the kernel."""
+        arrays: list[list[np.ndarray | None]] = []
+        scalars: list[list[np.ndarray | None]] = []
+        i = 0
+        for group, keys in zip(self.param_groups, layout, strict=True):
+            for p in group["params"]:
+                st = self._state[i]
+                for name in keys:
+                    if name not in st:
+                        if name in self.scalar_names:
+                            st[name] = np.array(self._init_scalar(name, group), dtype=np.float64)
+                        else:
+                            st[name] = self._init_state(name, p, group)
+                arrays.append([st[n] if n in keys else None for n in self.state_names])
+                scalars.append([st[n] if n in keys else None for n in self.scalar_names])
+                i += 1
+        self._plan.set_state(arrays, scalars)
+        self._layout = layout
+
+    @property
+    def state(self) -> Mapping[int, Mapping[str, np.ndarray]]:
+        """Per-parameter state (read-only views of the live arrays), by index or array."""
+        return _StateView(self)
+
+    # ------------------------------------------------------------------- step
+    def step(self, grads: Sequence[np.ndarray]) -> None:
+        """Updates every parameter in place from ``grads`` (one array per parameter, in order).
+
+        The grads are checked (count, type, dtype, shape) before anything is
+        written; they are never modified. Returns None.
+        """
+        with self._lock:
+            hypers = [self._hyper(g) for g in self.param_groups]
+            layout = [self._state_keys(g) for g in self.param_groups]
+            if layout != self._layout:
+                self._plan.checked_grads(grads)  # refuse bad grads before creating state
+                self._build_state(layout)
+            if self.backend == "fused":
+                self._plan.step(grads, hypers)
+                return
+            checked = self._plan.checked_grads(grads)
+            i = 0
+            for group, hyper in zip(self.param_groups, hypers, strict=True):
+                kwargs = dict(zip(self.hyper_names, hyper, strict=True))
+                for p in group["params"]:
+                    type(self).reference(p, checked[i], self._state[i], **kwargs)
+                    i += 1
+
+    # ------------------------------------------------------------- state dict
+    def state_dict(self) -> dict[str, Any]:
+        """A torch-shaped snapshot: ``{"state": {index: {...}}, "param_groups": [...]}``.
+
+        Unlike torch, the arrays are copies: later steps do not change a saved dict.
+        """
+        with self._lock:
+            state = {
+                i: {k: np.array(v, copy=True, order="K") for k, v in st.items()}
+                for i, st in enumerate(self._state)
+                if st
+            }
+            groups = []
+            start = 0
+            for g in self.param_groups:
+                n = len(g["params"])
+                groups.append({**{k: v for k, v in g.items() if k != "params"}, "params": list(range(start, start + n))})
+                start += n
+            return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Restores a :meth:`state_dict`; every check runs before anything changes."""
+        with self._lock:
+            if not isinstance(state_dict, Mapping) or "state" not in state_dict or "param_groups" not in state_dict:
+                raise TypeError('state_dict must be a dict with "state" and "param_groups"')
+            saved_groups = list(state_dict["param_groups"])
+            if len(saved_groups) != len(self.param_groups):
+                raise ValueError(
+                    f"state_dict has {len(saved_groups)} param groups, this optimizer {len(self.param_groups)}"
+                )
+            new_groups = []
+            for gi, (mine, saved) in enumerate(zip(self.param_groups, saved_groups, strict=True)):
+                if not isinstance(saved, Mapping) or len(saved.get("params", ())) != len(mine["params"]):
+                    raise ValueError(f"param group {gi} of state_dict does not have {len(mine['params'])} params")
+                merged = {**mine, **{k: v for k, v in saved.items() if k != "params"}}
+                merged["params"] = mine["params"]
+                self._check_group(merged)
+                new_groups.append(merged)
+            new_state: list[dict[str, np.ndarray]] = [{} for _ in self._params]
+            saved_state = state_dict["state"]
+            if not isinstance(saved_state, Mapping):
+                raise TypeError('state_dict["state"] must be a dict')
+            for key, entry in saved_state.items():
+                i = int(key)
+                if not 0 <= i < len(self._params):
+                    raise ValueError(f"state_dict has state for parameter {key}, this optimizer has {len(self._params)}")
+                new_state[i] = self._load_entry(i, entry)
+            for group, merged in zip(self.param_groups, new_groups, strict=True):
+                group.clear()
+                group.update(merged)
+            self._state = new_state
+            self._layout = None
+
+    def _load_entry(self, i: int, entry: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        p = self._params[i]
+        out: dict[str, np.ndarray] = {}
+        for name, value in entry.items():
+            if name in self.scalar_names:
+                v = np.asarray(value)
+                if v.size != 1 or not np.issubdtype(v.dtype, np.number):
+                    raise ValueError(f"state of params[{i}]: {name} must be a single number")
+                out[name] = np.array(v.reshape(()), dtype=np.float64)
+            elif name in self.state_names:
+                v = np.asarray(value)
+                if v.shape != p.shape:
+                    raise ValueError(f"state of params[{i}]: {name} has shape {v.shape}, the parameter {p.shape}")
+                if v.dtype != p.dtype:
+                    raise TypeError(f"state of params[{i}]: {name} has dtype {v.dtype}, the parameter {p.dtype}")
+                out[name] = np.array(v, order="C" if p.flags.c_contiguous else "F", copy=True)
+            else:
+                raise ValueError(
+                    f"state of params[{i}] has {name!r}, which {type(self).__name__} does not use "
+                    "(a state dict of another optimizer?)"
+                )
+        return out
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__} (backend={self.backend!r})"]
+        for gi, g in enumerate(self.param_groups):
+            lines.append(f"  group {gi}: {len(g['params'])} params")
+            lines.extend(f"    {k}: {v}" for k, v in sorted(g.items()) if k != "params")
+        return "\n".join(lines)
+
+
+def check_no_overlap(params: Sequence[np.ndarray]) -> None:
+    """ValueError if two parameters are the same array or share memory (one sorted sweep)."""
+    spans = []
+    for i, p in enumerate(params):
+        if p.size:
+            start = p.__array_interface__["data"][0]
+            spans.append((start, start + p.nbytes, i))
+    spans.sort()
+    for (_, end_a, a), (start_b, _, b) in zip(spans, spans[1:], strict=False):
+        if start_b < end_a:
+            i, j = sorted((a, b))
+            what = "are the same array" if params[i] is params[j] else "share memory"
+            raise ValueError(f"params[{i}] and params[{j}] {what}: each parameter must be given once")
+    seen: dict[int, int] = {}
+    for i, p in enumerate(params):  # empty arrays have no extent; catch them given twice
+        if id(p) in seen:
+            raise ValueError(f"params[{seen[id(p)]}] and params[{i}] are the same array: each parameter must be given once")
+        seen[id(p)] = i

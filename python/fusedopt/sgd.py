@@ -1,0 +1,90 @@
+"""Stochastic gradient descent with momentum (torch.optim.SGD)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from . import reference
+from .optimizer import BACKEND_DOC, MAXIMIZE_DOC, PARAMS_DOC, Optimizer, Params, check_flag, check_range
+
+__all__ = ["SGD"]
+
+
+class SGD(Optimizer):
+    __doc__ = f"""Stochastic gradient descent, optionally with (Nesterov) momentum.
+
+    The rule of ``torch.optim.SGD``, for step t with gradient g_t::
+
+        if maximize: g_t = -g_t
+        if weight_decay != 0: g_t = g_t + weight_decay * p
+        if momentum != 0:
+            b_t = g_t                                  if t == 1 (no dampening)
+                  momentum * b_(t-1) + (1 - dampening) * g_t  otherwise
+            g_t = g_t + momentum * b_t  if nesterov  else  b_t
+        p = p - lr * g_t
+
+    Args:
+        {PARAMS_DOC}
+        lr: learning rate (default 1e-3).
+        momentum: momentum factor (default 0).
+        dampening: dampening of the momentum (default 0).
+        weight_decay: L2 penalty (default 0).
+        nesterov: Nesterov momentum (needs momentum > 0 and dampening = 0).
+        {MAXIMIZE_DOC}
+        {BACKEND_DOC}
+
+    State per parameter (with momentum): ``momentum_buffer`` and ``step``.
+
+    Example:
+        >>> import numpy as np, fusedopt as fo
+        >>> w = np.ones(3, np.float32)
+        >>> opt = fo.SGD([w], lr=0.1, momentum=0.9)
+        >>> opt.step([np.full(3, 2.0, np.float32)])
+        >>> w
+        array([0.8, 0.8, 0.8], dtype=float32)
+    """
+
+    kernel = "sgd"
+    state_names = ("momentum_buffer",)
+    scalar_names = ("step",)
+    hyper_names = ("lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize")
+    reference = staticmethod(reference.sgd)
+
+    def __init__(
+        self,
+        params: Params,
+        lr: float = 1e-3,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        weight_decay: float = 0.0,
+        nesterov: bool = False,
+        *,
+        maximize: bool = False,
+        backend: str = "fused",
+    ) -> None:
+        defaults = dict(
+            lr=lr,
+            momentum=momentum,
+            dampening=dampening,
+            weight_decay=weight_decay,
+            nesterov=nesterov,
+            maximize=maximize,
+        )
+        super().__init__(params, defaults, backend=backend)
+
+    def _check_group(self, group: Mapping[str, Any]) -> None:
+        check_range(group, "lr")
+        check_range(group, "momentum")
+        check_range(group, "dampening", -float("inf"))
+        check_range(group, "weight_decay")
+        check_flag(group, "nesterov")
+        check_flag(group, "maximize")
+        if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
+            raise ValueError("nesterov momentum requires a momentum > 0 and zero dampening")
+
+    def _hyper(self, g: Mapping[str, Any]) -> tuple[Any, ...]:
+        return (g["lr"], g["momentum"], g["dampening"], g["weight_decay"], g["nesterov"], g["maximize"])
+
+    def _state_keys(self, group: Mapping[str, Any]) -> tuple[str, ...]:
+        return ("momentum_buffer", "step") if group["momentum"] != 0 else ()
