@@ -135,6 +135,9 @@ class Optimizer:
     hyper_names: ClassVar[tuple[str, ...]]
     #: The NumPy reference: ``reference(param, grad, state, **hyper)`` updates in place.
     reference: ClassVar[Callable[..., None]]
+    #: Create the state when parameters are added rather than at their first step
+    #: (torch's Adagrad has its ``sum`` from construction).
+    eager_state: ClassVar[bool] = False
 
     def __init__(self, params: Params, defaults: Mapping[str, Any], *, backend: str = "fused") -> None:
         if backend not in BACKENDS:
@@ -196,6 +199,8 @@ class Optimizer:
         self._state.extend({} for _ in range(len(params) - len(self._state)))
         self._plan = plan
         self._layout = None
+        if self.eager_state:
+            self._build_state([self._state_keys(g) for g in self.param_groups])
 
     def add_param_group(self, param_group: ParamGroup) -> None:
         """Adds a param group (a dict with ``"params"``), filling the defaults."""
