@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import fusedopt as fo
 import numpy as np
 import pytest
 from optim_table import CONFIGS
-
-import fusedopt as fo
 
 # 0-d, odd 1-d, 2-d, a transposed (Fortran-ordered) 2-d, an empty one, and one large
 # enough to be split across threads (above the parallel threshold on its own).
@@ -45,7 +44,9 @@ def test_fused_matches_reference_over_100_steps(cls, kwargs, dtype, rng):
     for i in sf:
         assert sf[i].keys() == sn[i].keys()
         for k in sf[i]:
-            np.testing.assert_allclose(sf[i][k], sn[i][k], rtol=RTOL[dtype], atol=ATOL[dtype], err_msg=k)
+            np.testing.assert_allclose(
+                sf[i][k], sn[i][k], rtol=RTOL[dtype], atol=ATOL[dtype], err_msg=k
+            )
 
 
 @pytest.mark.parametrize(("cls", "kwargs"), CONFIGS)

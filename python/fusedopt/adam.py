@@ -6,7 +6,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from . import reference
-from .optimizer import BACKEND_DOC, MAXIMIZE_DOC, PARAMS_DOC, Optimizer, Params, check_betas, check_flag, check_range
+from .optimizer import (
+    BACKEND_DOC,
+    MAXIMIZE_DOC,
+    PARAMS_DOC,
+    Optimizer,
+    Params,
+    check_betas,
+    check_flag,
+    check_range,
+)
 
 __all__ = ["ADAM_ARGS_DOC", "Adam"]
 
@@ -36,7 +45,7 @@ class Adam(Optimizer):
         {MAXIMIZE_DOC}
         {BACKEND_DOC}
 
-    State per parameter: ``step``, ``exp_avg``, ``exp_avg_sq`` and, with amsgrad, ``max_exp_avg_sq``.
+    State per parameter: ``step``, ``exp_avg``, ``exp_avg_sq``; with amsgrad ``max_exp_avg_sq``.
 
     Example:
         >>> import numpy as np, fusedopt as fo
@@ -50,7 +59,16 @@ class Adam(Optimizer):
     kernel = "adam"
     state_names = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
     scalar_names = ("step",)
-    hyper_names = ("lr", "beta1", "beta2", "eps", "weight_decay", "amsgrad", "maximize", "decoupled")
+    hyper_names = (
+        "lr",
+        "beta1",
+        "beta2",
+        "eps",
+        "weight_decay",
+        "amsgrad",
+        "maximize",
+        "decoupled",
+    )
     reference = staticmethod(reference.adam)
     #: AdamW's decoupled weight decay instead of Adam's L2 penalty.
     decoupled = False
@@ -68,7 +86,12 @@ class Adam(Optimizer):
         backend: str = "fused",
     ) -> None:
         defaults = dict(
-            lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            amsgrad=amsgrad,
+            maximize=maximize,
         )
         super().__init__(params, defaults, backend=backend)
 
@@ -82,7 +105,16 @@ class Adam(Optimizer):
 
     def _hyper(self, g: Mapping[str, Any]) -> tuple[Any, ...]:
         b1, b2 = g["betas"]
-        return (g["lr"], b1, b2, g["eps"], g["weight_decay"], g["amsgrad"], g["maximize"], self.decoupled)
+        return (
+            g["lr"],
+            b1,
+            b2,
+            g["eps"],
+            g["weight_decay"],
+            g["amsgrad"],
+            g["maximize"],
+            self.decoupled,
+        )
 
     def _state_keys(self, group: Mapping[str, Any]) -> tuple[str, ...]:
         keys = ("exp_avg", "exp_avg_sq", "step")

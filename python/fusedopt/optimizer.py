@@ -10,6 +10,7 @@ and tensor, ``state_dict`` / ``load_state_dict``, ``add_param_group`` and the
 
 from __future__ import annotations
 
+import itertools
 import math
 import numbers
 import threading
@@ -40,7 +41,7 @@ MAXIMIZE_DOC = "maximize: maximize the objective instead of minimizing it (steps
 
 
 def check_real(group: Mapping[str, Any], name: str, value: Any = None) -> float:
-    """``group[name]`` (or ``value``) as a float; TypeError unless a real number, ValueError if NaN."""
+    """``group[name]`` (or ``value``) as a float; TypeError if not a number, ValueError if NaN."""
     v = group[name] if value is None else value
     if isinstance(v, bool) or not isinstance(v, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(v).__name__}")
@@ -59,10 +60,10 @@ def check_range(
     high_open: bool = False,
     value: Any = None,
 ) -> None:
-    """Requires ``low <= group[name] <= high`` (``< high`` with ``high_open``), finite unless high is inf."""
+    """Requires a finite ``low <= group[name] <= high`` (``< high`` with ``high_open``)."""
     f = check_real(group, name, value)
     above = f >= high if high_open else f > high
-    if f < low or above or (math.isinf(f) and not (high == math.inf and f > 0)):
+    if f < low or above or math.isinf(f):
         upper = ")" if high_open else "]"
         raise ValueError(f"Invalid {name}: {f} (must be in [{low}, {high}{upper})")
 
@@ -139,7 +140,9 @@ class Optimizer:
     #: (torch's Adagrad has its ``sum`` from construction).
     eager_state: ClassVar[bool] = False
 
-    def __init__(self, params: Params, defaults: Mapping[str, Any], *, backend: str = "fused") -> None:
+    def __init__(
+        self, params: Params, defaults: Mapping[str, Any], *, backend: str = "fused"
+    ) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         self.backend = backend
@@ -156,7 +159,9 @@ class Optimizer:
                 "numpy.ndarray; wrap it in a list: [array]"
             )
         if isinstance(params, Mapping) or not isinstance(params, Sequence | Iterator):
-            raise TypeError(f"params must be a sequence of arrays or dicts, got {type(params).__name__}")
+            raise TypeError(
+                f"params must be a sequence of arrays or dicts, got {type(params).__name__}"
+            )
         groups = list(params)
         if not groups:
             raise ValueError("optimizer got an empty parameter list")
@@ -175,13 +180,17 @@ class Optimizer:
         if isinstance(ps, np.ndarray):
             ps = [ps]
         elif isinstance(ps, Mapping | str) or not isinstance(ps, Sequence | Iterator):
-            raise TypeError(f'group["params"] must be a sequence of arrays, got {type(ps).__name__}')
+            raise TypeError(
+                f'group["params"] must be a sequence of arrays, got {type(ps).__name__}'
+            )
         ps = list(ps)
         if not ps:
             raise ValueError("a param group has an empty parameter list")
         for k, p in enumerate(ps):
             if not isinstance(p, np.ndarray):
-                raise TypeError(f"params[{first_index + k}] must be a numpy.ndarray, got {type(p).__name__}")
+                raise TypeError(
+                    f"params[{first_index + k}] must be a numpy.ndarray, got {type(p).__name__}"
+                )
         out: ParamGroup = {**self.defaults, **{k: v for k, v in group.items() if k != "params"}}
         out["params"] = ps
         self._check_group(out)
@@ -294,24 +303,38 @@ class Optimizer:
             start = 0
             for g in self.param_groups:
                 n = len(g["params"])
-                groups.append({**{k: v for k, v in g.items() if k != "params"}, "params": list(range(start, start + n))})
+                groups.append(
+                    {
+                        **{k: v for k, v in g.items() if k != "params"},
+                        "params": list(range(start, start + n)),
+                    }
+                )
                 start += n
             return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Restores a :meth:`state_dict`; every check runs before anything changes."""
         with self._lock:
-            if not isinstance(state_dict, Mapping) or "state" not in state_dict or "param_groups" not in state_dict:
+            if (
+                not isinstance(state_dict, Mapping)
+                or "state" not in state_dict
+                or "param_groups" not in state_dict
+            ):
                 raise TypeError('state_dict must be a dict with "state" and "param_groups"')
             saved_groups = list(state_dict["param_groups"])
             if len(saved_groups) != len(self.param_groups):
                 raise ValueError(
-                    f"state_dict has {len(saved_groups)} param groups, this optimizer {len(self.param_groups)}"
+                    f"state_dict has {len(saved_groups)} param groups, "
+                    f"this optimizer {len(self.param_groups)}"
                 )
             new_groups = []
             for gi, (mine, saved) in enumerate(zip(self.param_groups, saved_groups, strict=True)):
-                if not isinstance(saved, Mapping) or len(saved.get("params", ())) != len(mine["params"]):
-                    raise ValueError(f"param group {gi} of state_dict does not have {len(mine['params'])} params")
+                if not isinstance(saved, Mapping) or len(saved.get("params", ())) != len(
+                    mine["params"]
+                ):
+                    raise ValueError(
+                        f"param group {gi} of state_dict does not have {len(mine['params'])} params"
+                    )
                 merged = {**mine, **{k: v for k, v in saved.items() if k != "params"}}
                 merged["params"] = mine["params"]
                 self._check_group(merged)
@@ -323,7 +346,10 @@ class Optimizer:
             for key, entry in saved_state.items():
                 i = int(key)
                 if not 0 <= i < len(self._params):
-                    raise ValueError(f"state_dict has state for parameter {key}, this optimizer has {len(self._params)}")
+                    raise ValueError(
+                        f"state_dict has state for parameter {key}, "
+                        f"this optimizer has {len(self._params)}"
+                    )
                 new_state[i] = self._load_entry(i, entry)
             for group, merged in zip(self.param_groups, new_groups, strict=True):
                 group.clear()
@@ -343,9 +369,13 @@ class Optimizer:
             elif name in self.state_names:
                 v = np.asarray(value)
                 if v.shape != p.shape:
-                    raise ValueError(f"state of params[{i}]: {name} has shape {v.shape}, the parameter {p.shape}")
+                    raise ValueError(
+                        f"state of params[{i}]: {name} has shape {v.shape}, the parameter {p.shape}"
+                    )
                 if v.dtype != p.dtype:
-                    raise TypeError(f"state of params[{i}]: {name} has dtype {v.dtype}, the parameter {p.dtype}")
+                    raise TypeError(
+                        f"state of params[{i}]: {name} has dtype {v.dtype}, the parameter {p.dtype}"
+                    )
                 out[name] = np.array(v, order="C" if p.flags.c_contiguous else "F", copy=True)
             else:
                 raise ValueError(
@@ -370,13 +400,18 @@ def check_no_overlap(params: Sequence[np.ndarray]) -> None:
             start = p.__array_interface__["data"][0]
             spans.append((start, start + p.nbytes, i))
     spans.sort()
-    for (_, end_a, a), (start_b, _, b) in zip(spans, spans[1:], strict=False):
+    for (_, end_a, a), (start_b, _, b) in itertools.pairwise(spans):
         if start_b < end_a:
             i, j = sorted((a, b))
             what = "are the same array" if params[i] is params[j] else "share memory"
-            raise ValueError(f"params[{i}] and params[{j}] {what}: each parameter must be given once")
+            raise ValueError(
+                f"params[{i}] and params[{j}] {what}: each parameter must be given once"
+            )
     seen: dict[int, int] = {}
     for i, p in enumerate(params):  # empty arrays have no extent; catch them given twice
         if id(p) in seen:
-            raise ValueError(f"params[{seen[id(p)]}] and params[{i}] are the same array: each parameter must be given once")
+            raise ValueError(
+                f"params[{seen[id(p)]}] and params[{i}] are the same array: "
+                "each parameter must be given once"
+            )
         seen[id(p)] = i

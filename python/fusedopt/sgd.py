@@ -6,7 +6,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from . import reference
-from .optimizer import BACKEND_DOC, MAXIMIZE_DOC, PARAMS_DOC, Optimizer, Params, check_flag, check_range
+from .optimizer import (
+    BACKEND_DOC,
+    MAXIMIZE_DOC,
+    PARAMS_DOC,
+    Optimizer,
+    Params,
+    check_flag,
+    check_range,
+)
 
 __all__ = ["SGD"]
 
@@ -84,7 +92,14 @@ class SGD(Optimizer):
             raise ValueError("nesterov momentum requires a momentum > 0 and zero dampening")
 
     def _hyper(self, g: Mapping[str, Any]) -> tuple[Any, ...]:
-        return (g["lr"], g["momentum"], g["dampening"], g["weight_decay"], g["nesterov"], g["maximize"])
+        return (
+            g["lr"],
+            g["momentum"],
+            g["dampening"],
+            g["weight_decay"],
+            g["nesterov"],
+            g["maximize"],
+        )
 
     def _state_keys(self, group: Mapping[str, Any]) -> tuple[str, ...]:
         return ("momentum_buffer", "step") if group["momentum"] != 0 else ()
