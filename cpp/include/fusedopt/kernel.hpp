@@ -8,12 +8,16 @@
 //   static Coef prepare(const double* hyper, double* const* scalar, void* const* state);
 //       // once per tensor per step, before the element loop: advances the scalar
 //       // state (step counts, running products) and computes every element-
-//       // independent quantity in double precision.
+//       // independent quantity in double precision. It must depend on nothing but
+//       // the hyperparameters, the scalar state and which state arrays are present:
+//       // run_step reuses its result for the next tensor of the same group in the
+//       // same situation (a model of many tensors pays for pow() once per group).
 //   template <class T> static void update(const Coef&, T* p, const T* g, T* const* s, std::size_t n);
 //       // the element loop over n elements; s[k] is null where state k is absent.
 #pragma once
 
 #include <cstddef>
+#include <cstring>
 #include <type_traits>
 #include <vector>
 
@@ -36,6 +40,37 @@ struct TensorRef {
     bool is_double = false;
 };
 
+// What K::prepare sees of a tensor: its group's hyperparameters, its scalar state
+// before the step and which state arrays it has. Equal situations give equal results.
+struct Situation {
+    const double* hyper = nullptr;
+    unsigned present = 0;
+    double before[kMaxScalar] = {}, after[kMaxScalar] = {};
+
+    Situation() = default;
+    explicit Situation(const TensorRef& r) : hyper(r.hyper) {
+        for (int k = 0; k < kMaxState; ++k) present |= r.state[k] ? 1u << k : 0u;
+        for (int k = 0; k < kMaxScalar; ++k) {
+            present |= r.scalar[k] ? 1u << (8 + k) : 0u;
+            before[k] = r.scalar[k] ? *r.scalar[k] : 0.0;
+        }
+    }
+    bool same_as(const Situation& o) const {
+        if (hyper != o.hyper || present != o.present) return false;
+        for (int k = 0; k < kMaxScalar; ++k)  // bitwise: the same inputs, NaN included
+            if (std::memcmp(&before[k], &o.before[k], sizeof(double)) != 0) return false;
+        return true;
+    }
+    void record_after(const TensorRef& r) {
+        for (int k = 0; k < kMaxScalar; ++k) after[k] = r.scalar[k] ? *r.scalar[k] : 0.0;
+    }
+    // Gives r the scalar state prepare() gave the tensor this situation was recorded on.
+    void advance(TensorRef& r) const {
+        for (int k = 0; k < kMaxScalar; ++k)
+            if (r.scalar[k]) *r.scalar[k] = after[k];
+    }
+};
+
 // Runs kernel K for one step over all tensors: the per-tensor constants first (serial,
 // cheap), then one parallel sweep over all elements.
 template <class K>
@@ -45,8 +80,19 @@ void run_step(std::vector<TensorRef>& tensors, const std::vector<std::size_t>& o
     static_assert(std::is_trivially_copyable_v<typename K::Coef>, "Coef must be plain data");
     thread_local std::vector<typename K::Coef> coefs;  // reused: no allocation per step
     coefs.resize(tensors.size());
-    for (std::size_t t = 0; t < tensors.size(); ++t)
-        coefs[t] = K::prepare(tensors[t].hyper, tensors[t].scalar, tensors[t].state);
+    Situation last;
+    for (std::size_t t = 0; t < tensors.size(); ++t) {
+        TensorRef& r = tensors[t];
+        const Situation now(r);
+        if (t > 0 && now.same_as(last)) {
+            coefs[t] = coefs[t - 1];
+            last.advance(r);
+        } else {
+            coefs[t] = K::prepare(r.hyper, r.scalar, r.state);
+            last = now;
+            last.record_after(r);
+        }
+    }
     // A lambda does not capture a thread_local: the worker threads must see this thread's.
     const typename K::Coef* coef = coefs.data();
     const TensorRef* refs = tensors.data();
