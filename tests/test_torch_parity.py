@@ -9,6 +9,16 @@ from optim_table import CONFIGS
 torch = pytest.importorskip("torch")
 
 
+@pytest.fixture(autouse=True)
+def _torch_scalar_state_in_float64():
+    """torch keeps scalar state (``step``, NAdam's ``mu_product``) in its default dtype,
+    float32 unless changed; fusedopt keeps it in float64, as the contract says."""
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(before)
+
+
 @pytest.mark.parametrize("backend", ["fused", "numpy"])
 @pytest.mark.parametrize(("cls", "kwargs"), CONFIGS)
 def test_matches_torch_optim_step_for_step(cls, kwargs, backend, rng):

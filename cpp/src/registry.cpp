@@ -1,7 +1,14 @@
 // One line per fused kernel: adding an algorithm is its header plus one entry here.
 #include "fusedopt/registry.hpp"
 
+#include "fusedopt/kernels/adadelta.hpp"
+#include "fusedopt/kernels/adagrad.hpp"
 #include "fusedopt/kernels/adam.hpp"
+#include "fusedopt/kernels/adamax.hpp"
+#include "fusedopt/kernels/lion.hpp"
+#include "fusedopt/kernels/nadam.hpp"
+#include "fusedopt/kernels/radam.hpp"
+#include "fusedopt/kernels/rmsprop.hpp"
 #include "fusedopt/kernels/sgd.hpp"
 
 namespace fusedopt {
@@ -15,6 +22,13 @@ const std::vector<KernelInfo>& all_kernels() {
     static const std::vector<KernelInfo> table = {
         entry<kernels::SGD>("sgd"),
         entry<kernels::Adam>("adam"),
+        entry<kernels::Adagrad>("adagrad"),
+        entry<kernels::RMSprop>("rmsprop"),
+        entry<kernels::Adadelta>("adadelta"),
+        entry<kernels::Adamax>("adamax"),
+        entry<kernels::NAdam>("nadam"),
+        entry<kernels::RAdam>("radam"),
+        entry<kernels::Lion>("lion"),
     };
     return table;
 }

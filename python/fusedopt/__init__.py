@@ -11,21 +11,37 @@ parameter; ``backend="numpy"`` runs the readable NumPy reference instead.
 
 from __future__ import annotations
 
+from . import lr_scheduler
 from ._core import build_info, get_num_threads, set_num_threads
+from .adadelta import Adadelta
+from .adagrad import Adagrad
 from .adam import Adam
+from .adamax import Adamax
 from .adamw import AdamW
+from .lion import Lion
+from .nadam import NAdam
 from .optimizer import Optimizer
+from .radam import RAdam
+from .rmsprop import RMSprop
 from .sgd import SGD
 
 __version__ = "0.1.0"
 
 __all__ = [
     "SGD",
+    "Adadelta",
+    "Adagrad",
     "Adam",
     "AdamW",
+    "Adamax",
+    "Lion",
+    "NAdam",
     "Optimizer",
+    "RAdam",
+    "RMSprop",
     "__version__",
     "build_info",
     "get_num_threads",
+    "lr_scheduler",
     "set_num_threads",
 ]

@@ -5,7 +5,14 @@ the "Algorithm" box of PyTorch's documentation. They are what ``backend="numpy"`
 runs, and what the tests and benchmarks compare the fused kernels with.
 """
 
+from .adadelta import adadelta
+from .adagrad import adagrad
 from .adam import adam
+from .adamax import adamax
+from .lion import lion
+from .nadam import nadam
+from .radam import radam
+from .rmsprop import rmsprop
 from .sgd import sgd
 
-__all__ = ["adam", "sgd"]
+__all__ = ["adadelta", "adagrad", "adam", "adamax", "lion", "nadam", "radam", "rmsprop", "sgd"]

@@ -1,0 +1,55 @@
+// Lion: evolved sign momentum (Chen et al., 2023, "Symbolic Discovery of Optimization
+// Algorithms", Algorithm 2), with the paper's decoupled weight decay:
+//   g = -grad if maximize else grad
+//   c = beta1 m + (1 - beta1) g
+//   p -= lr (sign(c) + weight_decay p)        (the decay uses p before this step)
+//   m = beta2 m + (1 - beta2) g
+// sign(0) = 0 and sign(NaN) = NaN, as numpy.sign and torch.sign: a NaN gradient
+// makes its own entries NaN instead of being silently skipped.
+// hyper: lr, beta1, beta2, weight_decay, maximize. state: exp_avg. No scalar state.
+#pragma once
+
+#include "fusedopt/kernel.hpp"
+
+namespace fusedopt::kernels {
+
+struct Lion {
+    static constexpr int n_hyper = 5, n_state = 1, n_scalar = 0;
+    struct Coef {
+        double lr, beta1, beta1c, beta2, beta2c, weight_decay, sign;
+    };
+
+    static Coef prepare(const double* h, double* const* /*scalar*/, void* const* /*state*/) {
+        const double beta1 = h[1], beta2 = h[2];
+        return {h[0], beta1, 1.0 - beta1, beta2, 1.0 - beta2, h[3], h[4] != 0.0 ? -1.0 : 1.0};
+    }
+
+    // numpy.sign: -1, 0 or 1, and NaN for NaN (written so that it vectorizes as blends).
+    template <class T>
+    static T sign_of(T x) {
+        const T s = x > T(0) ? T(1) : (x < T(0) ? T(-1) : T(0));
+        return x != x ? x : s;
+    }
+
+    template <class T>
+    static void update(const Coef& c, T* __restrict p, const T* __restrict g, T* const* s, std::size_t n) {
+        T* __restrict m = s[0];
+        const T lr = static_cast<T>(c.lr), b1 = static_cast<T>(c.beta1), b1c = static_cast<T>(c.beta1c);
+        const T b2 = static_cast<T>(c.beta2), b2c = static_cast<T>(c.beta2c);
+        const T wd = static_cast<T>(c.weight_decay), sign = static_cast<T>(c.sign);
+        with_flags(
+            [&](auto decay) {
+                for (std::size_t i = 0; i < n; ++i) {
+                    const T gi = sign * g[i];
+                    const T mi = m[i];
+                    T u = sign_of(b1 * mi + b1c * gi);
+                    if constexpr (decay) u = u + wd * p[i];
+                    p[i] = p[i] - lr * u;
+                    m[i] = b2 * mi + b2c * gi;
+                }
+            },
+            c.weight_decay != 0.0);
+    }
+};
+
+}  // namespace fusedopt::kernels

@@ -1,0 +1,75 @@
+// NAdam: Adam with Nesterov momentum (Dozat, 2016), exactly torch.optim.NAdam's rule:
+//   g = -grad if maximize else grad
+//   NAdam:  g += weight_decay * p          decoupled:  p *= 1 - lr * weight_decay
+//   mu_t = beta1 (1 - 0.5 * 0.96^(t * momentum_decay)),  mu_(t+1) likewise
+//   mu_product *= mu_t   (the running product mu_1 ... mu_t, a double scalar state)
+//   m = m + (1 - beta1) (g - m);   v = beta2 v + (1 - beta2) g^2
+//   denom = sqrt(v / (1 - beta2^t)) + eps
+//   p -= (lr (1 - mu_t) / (1 - mu_product) * g + lr mu_(t+1) / (1 - mu_product mu_(t+1)) * m) / denom
+// hyper: lr, beta1, beta2, eps, weight_decay, momentum_decay, decoupled, maximize.
+// state: exp_avg, exp_avg_sq. scalar: step, mu_product.
+#pragma once
+
+#include <cmath>
+
+#include "fusedopt/kernel.hpp"
+
+namespace fusedopt::kernels {
+
+struct NAdam {
+    static constexpr int n_hyper = 8, n_state = 2, n_scalar = 2;
+    struct Coef {
+        double beta1c, beta2, beta2c, eps, weight_decay, decay, inv_bc2, coef_g, coef_m, sign;
+        bool decoupled;
+    };
+
+    static Coef prepare(const double* h, double* const* scalar, void* const* /*state*/) {
+        const double lr = h[0], beta1 = h[1], beta2 = h[2], wd = h[4], momentum_decay = h[5];
+        const double step = (*scalar[0] += 1.0);
+        const double mu = beta1 * (1.0 - 0.5 * std::pow(0.96, step * momentum_decay));
+        const double mu_next = beta1 * (1.0 - 0.5 * std::pow(0.96, (step + 1.0) * momentum_decay));
+        const double mu_product = (*scalar[1] *= mu);
+        const double mu_product_next = mu_product * mu_next;
+        const double bc2 = 1.0 - std::pow(beta2, step);
+        const bool decoupled = h[6] != 0.0;
+        return {1.0 - beta1,
+                beta2,
+                1.0 - beta2,
+                h[3],
+                decoupled ? 0.0 : wd,
+                1.0 - lr * wd,
+                1.0 / bc2,
+                lr * (1.0 - mu) / (1.0 - mu_product),
+                lr * mu_next / (1.0 - mu_product_next),
+                h[7] != 0.0 ? -1.0 : 1.0,
+                decoupled && wd != 0.0};
+    }
+
+    template <class T>
+    static void update(const Coef& c, T* __restrict p, const T* __restrict g, T* const* s, std::size_t n) {
+        T* __restrict m = s[0];
+        T* __restrict v = s[1];
+        const T b1c = static_cast<T>(c.beta1c), b2 = static_cast<T>(c.beta2), b2c = static_cast<T>(c.beta2c);
+        const T eps = static_cast<T>(c.eps), wd = static_cast<T>(c.weight_decay), decay = static_cast<T>(c.decay);
+        const T inv_bc2 = static_cast<T>(c.inv_bc2), coef_g = static_cast<T>(c.coef_g);
+        const T coef_m = static_cast<T>(c.coef_m), sign = static_cast<T>(c.sign);
+        with_flags(
+            [&](auto l2, auto decoupled) {
+                for (std::size_t i = 0; i < n; ++i) {
+                    T gi = sign * g[i];
+                    T pi = p[i];
+                    if constexpr (l2) gi = gi + wd * pi;
+                    if constexpr (decoupled) pi = pi * decay;
+                    const T mi = m[i] + b1c * (gi - m[i]);
+                    const T vi = b2 * v[i] + b2c * (gi * gi);
+                    m[i] = mi;
+                    v[i] = vi;
+                    const T denom = std::sqrt(vi * inv_bc2) + eps;
+                    p[i] = pi - (coef_g * gi + coef_m * mi) / denom;  // one division
+                }
+            },
+            c.weight_decay != 0.0, c.decoupled);
+    }
+};
+
+}  // namespace fusedopt::kernels

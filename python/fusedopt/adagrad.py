@@ -1,0 +1,103 @@
+"""Adagrad (torch.optim.Adagrad)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from . import reference
+from .optimizer import (
+    BACKEND_DOC,
+    MAXIMIZE_DOC,
+    PARAMS_DOC,
+    Optimizer,
+    Params,
+    check_flag,
+    check_range,
+)
+
+__all__ = ["Adagrad"]
+
+
+class Adagrad(Optimizer):
+    __doc__ = f"""Adagrad: per-coordinate learning rates from the sum of squared gradients
+    (Duchi, Hazan & Singer, 2011).
+
+    The rule of ``torch.optim.Adagrad``, for step t with gradient g_t::
+
+        sum_0 = initial_accumulator_value
+        if maximize: g_t = -g_t
+        clr = lr / (1 + (t - 1) * lr_decay)
+        if weight_decay != 0: g_t = g_t + weight_decay * p
+        sum_t = sum_(t-1) + g_t^2
+        p = p - clr * g_t / (sqrt(sum_t) + eps)
+
+    Args:
+        {PARAMS_DOC}
+        lr: learning rate (default 1e-2).
+        lr_decay: learning-rate decay per step, as above (default 0).
+        weight_decay: L2 penalty added to the gradient (default 0).
+        initial_accumulator_value: starting value of ``sum`` (default 0).
+        eps: added to the denominator, after the square root (default 1e-10).
+        {MAXIMIZE_DOC}
+        {BACKEND_DOC}
+
+    State per parameter: ``step`` and ``sum``, both created with the optimizer (as in
+    PyTorch), ``sum`` filled with ``initial_accumulator_value``.
+
+    Example:
+        >>> import numpy as np, fusedopt as fo
+        >>> w = np.zeros(2)
+        >>> opt = fo.Adagrad([w], lr=0.1)
+        >>> opt.step([np.array([1.0, -4.0])])   # the first step moves each entry by lr
+        >>> np.round(w, 6)
+        array([-0.1,  0.1])
+    """
+
+    kernel = "adagrad"
+    state_names = ("sum",)
+    scalar_names = ("step",)
+    hyper_names = ("lr", "lr_decay", "weight_decay", "eps", "maximize")
+    reference = staticmethod(reference.adagrad)
+    eager_state = True
+
+    def __init__(
+        self,
+        params: Params,
+        lr: float = 1e-2,
+        lr_decay: float = 0.0,
+        weight_decay: float = 0.0,
+        initial_accumulator_value: float = 0.0,
+        eps: float = 1e-10,
+        *,
+        maximize: bool = False,
+        backend: str = "fused",
+    ) -> None:
+        defaults = dict(
+            lr=lr,
+            lr_decay=lr_decay,
+            weight_decay=weight_decay,
+            initial_accumulator_value=initial_accumulator_value,
+            eps=eps,
+            maximize=maximize,
+        )
+        super().__init__(params, defaults, backend=backend)
+
+    def _check_group(self, group: Mapping[str, Any]) -> None:
+        check_range(group, "lr")
+        check_range(group, "lr_decay")
+        check_range(group, "weight_decay")
+        check_range(group, "initial_accumulator_value")
+        check_range(group, "eps")
+        check_flag(group, "maximize")
+
+    def _hyper(self, g: Mapping[str, Any]) -> tuple[Any, ...]:
+        return (g["lr"], g["lr_decay"], g["weight_decay"], g["eps"], g["maximize"])
+
+    def _state_keys(self, group: Mapping[str, Any]) -> tuple[str, ...]:
+        return ("step", "sum")
+
+    def _init_state(self, name: str, param: np.ndarray, group: Mapping[str, Any]) -> np.ndarray:
+        return np.full_like(param, group["initial_accumulator_value"])
