@@ -11,7 +11,7 @@ parameter; ``backend="numpy"`` runs the readable NumPy reference instead.
 
 from __future__ import annotations
 
-from . import lr_scheduler
+from . import lr_finder, lr_scheduler
 from ._core import build_info, get_num_threads, set_num_threads
 from .adadelta import Adadelta
 from .adagrad import Adagrad
@@ -19,6 +19,7 @@ from .adam import Adam
 from .adamax import Adamax
 from .adamw import AdamW
 from .lion import Lion
+from .lr_finder import LRFinderResult, lr_find
 from .nadam import NAdam
 from .optimizer import Optimizer
 from .radam import RAdam
@@ -34,6 +35,7 @@ __all__ = [
     "Adam",
     "AdamW",
     "Adamax",
+    "LRFinderResult",
     "Lion",
     "NAdam",
     "Optimizer",
@@ -42,6 +44,8 @@ __all__ = [
     "__version__",
     "build_info",
     "get_num_threads",
+    "lr_find",
+    "lr_finder",
     "lr_scheduler",
     "set_num_threads",
 ]
