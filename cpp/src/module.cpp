@@ -6,10 +6,12 @@ namespace py = pybind11;
 namespace fusedopt {
 void register_optim(py::module_& m);
 void register_info(py::module_& m);
+void register_bench(py::module_& m);
 }  // namespace fusedopt
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "fusedopt's native core: fused optimizer kernels and their thread setting.";
     fusedopt::register_optim(m);
     fusedopt::register_info(m);
+    fusedopt::register_bench(m);
 }

@@ -32,6 +32,7 @@ from typing import Any, NoReturn
 import numpy as np
 
 import fusedopt
+from fusedopt.bench import BENCH_DESCRIPTION, BENCH_HELP, add_bench_arguments, run_bench_cli
 from fusedopt.datasets import (
     DEMO_EXTRA_HINT,
     Dataset,
@@ -921,6 +922,7 @@ COMMANDS: list[Command] = [
         _schedule_arguments,
         _schedule,
     ),
+    Command("bench", BENCH_HELP, BENCH_DESCRIPTION, add_bench_arguments, run_bench_cli),
 ]
 
 

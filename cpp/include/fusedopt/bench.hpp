@@ -1,0 +1,54 @@
+// Trivial bandwidth kernels, the yardstick of the benchmarks: they move the same bytes
+// as an optimizer step but do almost no arithmetic, and they run through the same
+// parallel_pieces() loop, so "% of the traffic kernel" isolates the optimizers' cost.
+//
+//   triad:    a = b + s * c                         (STREAM: reads 2 arrays, writes 1)
+//   traffic:  x = r_0 + ... + r_(NR-1);  a_k = a_k * s + x   for k < NI
+//             (reads NI + NR arrays, writes NI: an optimizer with NI - 1 state arrays
+//             has NI = 1 + n_state in-place arrays and NR = 1 read-only grad)
+#pragma once
+
+#include <cstddef>
+
+namespace fusedopt::bench {
+
+inline constexpr int kMaxInplace = 6;
+inline constexpr int kMaxReadonly = 4;
+
+template <class T>
+void triad_loop(T* __restrict a, const T* __restrict b, const T* __restrict c, T s, std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) a[i] = b[i] + s * c[i];
+}
+
+// The element loop of traffic for NI in-place and NR read-only arrays. The pointers are
+// copied into __restrict locals, as the optimizer kernels do, so that the compiler
+// vectorizes it the same way.
+template <int NI, int NR, class T>
+void traffic_loop(T* const* a, const T* const* r, T s, std::size_t n) {
+    static_assert(NI >= 1 && NI <= kMaxInplace && NR >= 0 && NR <= kMaxReadonly, "unsupported pattern");
+    T* __restrict a0 = a[0];
+    T* __restrict a1 = NI > 1 ? a[1] : nullptr;
+    T* __restrict a2 = NI > 2 ? a[2] : nullptr;
+    T* __restrict a3 = NI > 3 ? a[3] : nullptr;
+    T* __restrict a4 = NI > 4 ? a[4] : nullptr;
+    T* __restrict a5 = NI > 5 ? a[5] : nullptr;
+    const T* __restrict r0 = NR > 0 ? r[0] : nullptr;
+    const T* __restrict r1 = NR > 1 ? r[1] : nullptr;
+    const T* __restrict r2 = NR > 2 ? r[2] : nullptr;
+    const T* __restrict r3 = NR > 3 ? r[3] : nullptr;
+    for (std::size_t i = 0; i < n; ++i) {
+        T x = T(0);
+        if constexpr (NR > 0) x = r0[i];
+        if constexpr (NR > 1) x = x + r1[i];
+        if constexpr (NR > 2) x = x + r2[i];
+        if constexpr (NR > 3) x = x + r3[i];
+        a0[i] = a0[i] * s + x;
+        if constexpr (NI > 1) a1[i] = a1[i] * s + x;
+        if constexpr (NI > 2) a2[i] = a2[i] * s + x;
+        if constexpr (NI > 3) a3[i] = a3[i] * s + x;
+        if constexpr (NI > 4) a4[i] = a4[i] * s + x;
+        if constexpr (NI > 5) a5[i] = a5[i] * s + x;
+    }
+}
+
+}  // namespace fusedopt::bench

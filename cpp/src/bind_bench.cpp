@@ -1,0 +1,220 @@
+// The bandwidth kernels of the benchmarks (fusedopt.bench): a STREAM triad and a
+// "traffic" kernel with any read/write pattern of an optimizer step, over one tensor
+// or a work list of several, run through the same parallel_pieces() loop as the
+// optimizers. Arguments are checked with the GIL held; the sweeps run without it.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "fusedopt/bench.hpp"
+#include "fusedopt/parallel.hpp"
+
+namespace py = pybind11;
+
+namespace fusedopt {
+namespace {
+
+using bench::kMaxInplace;
+using bench::kMaxReadonly;
+
+// The checked arrays of one call: n_inplace + n_readonly roles, each a list of
+// n_tensors arrays; data[t * n_roles + k] is role k of tensor t (in-place roles first).
+struct Work {
+    int n_inplace = 0, n_readonly = 0;
+    bool is_double = false;
+    std::vector<void*> data;
+    std::vector<std::size_t> sizes, offsets;
+    std::vector<py::object> keep;  // holds the arrays alive while the GIL is released
+};
+
+// A role is one array (one tensor) or a sequence of arrays (a work list).
+std::vector<py::array> role_arrays(py::handle role, const std::string& what) {
+    std::vector<py::array> out;
+    if (py::isinstance<py::array>(role)) {
+        out.push_back(py::reinterpret_borrow<py::array>(role));
+        return out;
+    }
+    if (!py::isinstance<py::sequence>(role) || py::isinstance<py::str>(role))
+        throw py::type_error(what + " must be a numpy.ndarray or a sequence of them, got " +
+                             std::string(Py_TYPE(role.ptr())->tp_name));
+    for (py::handle h : py::reinterpret_borrow<py::sequence>(role)) {
+        if (!py::isinstance<py::array>(h))
+            throw py::type_error(what + " must hold numpy.ndarray objects, got " + std::string(Py_TYPE(h.ptr())->tp_name));
+        out.push_back(py::reinterpret_borrow<py::array>(h));
+    }
+    return out;
+}
+
+// roles: the in-place roles first, then the read-only ones; names: how errors call them.
+Work check_work(const std::vector<py::handle>& role_args, int n_inplace, const std::vector<std::string>& names) {
+    Work w;
+    w.n_inplace = n_inplace;
+    w.n_readonly = static_cast<int>(role_args.size()) - n_inplace;
+    const int n_roles = w.n_inplace + w.n_readonly;
+    std::vector<std::vector<py::array>> roles;
+    for (int k = 0; k < n_roles; ++k) roles.push_back(role_arrays(role_args[static_cast<std::size_t>(k)], names[static_cast<std::size_t>(k)]));
+    const std::size_t n_tensors = roles[0].size();
+    if (n_tensors == 0) throw py::value_error(names[0] + " is an empty list of arrays");
+    const py::dtype f32 = py::dtype::of<float>(), f64 = py::dtype::of<double>();
+    struct Span {
+        std::uintptr_t lo, hi;
+        bool written;
+    };
+    std::vector<Span> spans;
+    for (int k = 0; k < n_roles; ++k) {
+        const std::string& what = names[static_cast<std::size_t>(k)];
+        if (roles[static_cast<std::size_t>(k)].size() != n_tensors)
+            throw py::value_error(what + " has " + std::to_string(roles[static_cast<std::size_t>(k)].size()) + " arrays, " +
+                                  names[0] + " " + std::to_string(n_tensors));
+    }
+    for (std::size_t t = 0; t < n_tensors; ++t) {
+        const py::array& first = roles[0][t];
+        if (t == 0) {
+            if (first.dtype().equal(f64)) w.is_double = true;
+            else if (!first.dtype().equal(f32))
+                throw py::type_error(names[0] + " has dtype " + std::string(py::str(first.dtype())) +
+                                     "; the bandwidth kernels take float32 and float64");
+        }
+        const std::size_t n = static_cast<std::size_t>(first.size());
+        for (int k = 0; k < n_roles; ++k) {
+            const bool in = k < w.n_inplace;
+            py::array& a = roles[static_cast<std::size_t>(k)][t];
+            const std::string what = names[static_cast<std::size_t>(k)] + (n_tensors > 1 ? "[" + std::to_string(t) + "]" : "");
+            if (!a.dtype().equal(w.is_double ? f64 : f32))
+                throw py::type_error(what + " has dtype " + std::string(py::str(a.dtype())) + ", " + names[0] + " " +
+                                     (w.is_double ? "float64" : "float32"));
+            if (static_cast<std::size_t>(a.size()) != n)
+                throw py::value_error(what + " has " + std::to_string(a.size()) + " elements, its tensor " + std::to_string(n));
+            if (!(a.flags() & py::array::c_style) || reinterpret_cast<std::uintptr_t>(a.data()) % a.itemsize() != 0)
+                throw py::value_error(what + " must be C-contiguous and aligned");
+            if (in && !a.writeable()) throw py::value_error(what + " is read-only");
+            void* p = in ? a.mutable_data() : const_cast<void*>(a.data());
+            w.data.push_back(p);
+            if (n) {
+                const auto lo = reinterpret_cast<std::uintptr_t>(p);
+                spans.push_back({lo, lo + static_cast<std::uintptr_t>(a.nbytes()), in});
+            }
+            w.keep.push_back(a);
+        }
+        w.sizes.push_back(n);
+    }
+    // No written array may share memory with any other: one sorted sweep.
+    std::sort(spans.begin(), spans.end(), [](const Span& x, const Span& y) { return x.lo < y.lo; });
+    std::uintptr_t max_hi_all = 0, max_hi_written = 0;
+    for (const Span& s : spans) {
+        if (s.lo < max_hi_written || (s.written && s.lo < max_hi_all))
+            throw py::value_error("an array written by the kernel shares memory with another argument");
+        max_hi_all = std::max(max_hi_all, s.hi);
+        if (s.written) max_hi_written = std::max(max_hi_written, s.hi);
+    }
+    build_offsets(w.sizes, w.offsets);
+    return w;
+}
+
+template <class T, int NI, int NR>
+void traffic_sweeps(const Work& w, T s, long repeat) {
+    const std::size_t n_roles = NI + NR;
+    void* const* data = w.data.data();
+    for (long rep = 0; rep < repeat; ++rep) {
+        parallel_pieces(w.offsets, w.sizes, [data, n_roles, s](std::size_t t, std::size_t start, std::size_t count) {
+            T* a[kMaxInplace] = {};
+            const T* r[kMaxReadonly] = {};
+            for (int k = 0; k < NI; ++k) a[k] = static_cast<T*>(data[t * n_roles + static_cast<std::size_t>(k)]) + start;
+            for (int k = 0; k < NR; ++k) r[k] = static_cast<const T*>(data[t * n_roles + static_cast<std::size_t>(NI + k)]) + start;
+            bench::traffic_loop<NI, NR, T>(a, r, s, count);
+        });
+    }
+}
+
+template <class T, int NI>
+void traffic_nr(const Work& w, T s, long repeat) {
+    switch (w.n_readonly) {
+        case 0: return traffic_sweeps<T, NI, 0>(w, s, repeat);
+        case 1: return traffic_sweeps<T, NI, 1>(w, s, repeat);
+        case 2: return traffic_sweeps<T, NI, 2>(w, s, repeat);
+        case 3: return traffic_sweeps<T, NI, 3>(w, s, repeat);
+        default: return traffic_sweeps<T, NI, 4>(w, s, repeat);
+    }
+}
+
+template <class T>
+void traffic_run(const Work& w, T s, long repeat) {
+    static_assert(kMaxInplace == 6 && kMaxReadonly == 4, "update the dispatch");
+    switch (w.n_inplace) {
+        case 1: return traffic_nr<T, 1>(w, s, repeat);
+        case 2: return traffic_nr<T, 2>(w, s, repeat);
+        case 3: return traffic_nr<T, 3>(w, s, repeat);
+        case 4: return traffic_nr<T, 4>(w, s, repeat);
+        case 5: return traffic_nr<T, 5>(w, s, repeat);
+        default: return traffic_nr<T, 6>(w, s, repeat);
+    }
+}
+
+template <class T>
+void triad_run(const Work& w, T s, long repeat) {
+    void* const* data = w.data.data();
+    for (long rep = 0; rep < repeat; ++rep) {
+        parallel_pieces(w.offsets, w.sizes, [data, s](std::size_t t, std::size_t start, std::size_t count) {
+            bench::triad_loop<T>(static_cast<T*>(data[3 * t]) + start, static_cast<const T*>(data[3 * t + 1]) + start,
+                                 static_cast<const T*>(data[3 * t + 2]) + start, s, count);
+        });
+    }
+}
+
+void check_repeat(long repeat) {
+    if (repeat < 1) throw py::value_error("repeat must be at least 1, got " + std::to_string(repeat));
+}
+
+}  // namespace
+
+void register_bench(py::module_& m) {
+    m.def(
+        "traffic",
+        [](py::sequence inplace, py::sequence readonly, double scale, long repeat) {
+            check_repeat(repeat);
+            const std::size_t ni = py::len(inplace), nr = py::len(readonly);
+            if (ni < 1 || ni > kMaxInplace)
+                throw py::value_error("inplace must hold 1 to " + std::to_string(kMaxInplace) + " arrays, got " + std::to_string(ni));
+            if (nr > kMaxReadonly)
+                throw py::value_error("readonly must hold at most " + std::to_string(kMaxReadonly) + " arrays, got " + std::to_string(nr));
+            std::vector<py::handle> roles;
+            std::vector<std::string> names;
+            for (std::size_t k = 0; k < ni; ++k) {
+                roles.push_back(inplace[k]);
+                names.push_back("inplace[" + std::to_string(k) + "]");
+            }
+            for (std::size_t k = 0; k < nr; ++k) {
+                roles.push_back(readonly[k]);
+                names.push_back("readonly[" + std::to_string(k) + "]");
+            }
+            const Work w = check_work(roles, static_cast<int>(ni), names);
+            py::gil_scoped_release nogil;
+            if (w.is_double) traffic_run<double>(w, scale, repeat);
+            else traffic_run<float>(w, static_cast<float>(scale), repeat);
+        },
+        py::arg("inplace"), py::arg("readonly") = py::tuple(), py::arg("scale") = 0.5, py::arg("repeat") = 1,
+        "The bandwidth kernel with an optimizer's read/write pattern, through the optimizers' parallel loop.\n\n"
+        "x = readonly[0] + ... + readonly[-1] (0 if none); every inplace[k] = inplace[k] * scale + x.\n"
+        "Reads len(inplace) + len(readonly) arrays and writes len(inplace) (at most 6 and 4).\n"
+        "Each argument is an array (one tensor) or a list of arrays (a work list of tensors; the\n"
+        "k-th arrays of all arguments form tensor k). float32 or float64, C-contiguous; the\n"
+        "sweep runs `repeat` times without the GIL.");
+    m.def(
+        "triad",
+        [](py::handle a, py::handle b, py::handle c, double scale, long repeat) {
+            check_repeat(repeat);
+            const Work w = check_work({a, b, c}, 1, {"a", "b", "c"});
+            py::gil_scoped_release nogil;
+            if (w.is_double) triad_run<double>(w, scale, repeat);
+            else triad_run<float>(w, static_cast<float>(scale), repeat);
+        },
+        py::arg("a"), py::arg("b"), py::arg("c"), py::arg("scale") = 3.0, py::arg("repeat") = 1,
+        "The STREAM triad a = b + scale * c (reads 2 arrays, writes 1) through the optimizers'\n"
+        "parallel loop. Arrays or lists of arrays as for traffic().");
+}
+
+}  // namespace fusedopt
