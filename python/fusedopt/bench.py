@@ -1083,7 +1083,7 @@ def _optimizer_names(text: str) -> list[str]:
 
 CASE_KINDS = ("sizes", "many", "model", "overhead")
 #: One line for ``fusedopt --help``.
-BENCH_HELP = "time every optimizer: µs/step, GB/s, % of the bus limit, vs NumPy and PyTorch"
+BENCH_HELP = "time every optimizer: µs/step, GB/s, %% of the bus limit, vs NumPy and PyTorch"
 #: The description of ``fusedopt bench --help``.
 BENCH_DESCRIPTION = (
     "Time one step of every optimizer (fused kernel at 1 and all threads, the NumPy\n"
