@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import fusedopt as fo
 import numpy as np
 import pytest
 from optim_table import CONFIGS
+
+import fusedopt as fo
 
 
 def snapshot(opt: fo.Optimizer, params: list[np.ndarray]) -> tuple:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import math
 
-import fusedopt as fo
 import numpy as np
 import pytest
+
+import fusedopt as fo
 
 BACKENDS = ["fused", "numpy"]
 P0, G1, G2 = 1.5, 0.4, -0.3

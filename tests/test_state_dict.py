@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import io
 
-import fusedopt as fo
 import numpy as np
 import pytest
 from optim_table import CONFIGS
+
+import fusedopt as fo
 
 
 def flatten(sd: dict) -> dict[str, np.ndarray]:

@@ -2,16 +2,29 @@
 // state arrays (checked once, when they are set) and runs a whole step, for every
 // param group and every tensor, in one call. Shapes, dtypes and layouts are checked
 // with the GIL held and before anything is written; the kernel runs without the GIL.
+//
+// Trust: every step re-checks that the parameter and state arrays are still the ones
+// (same memory, dtype, size and layout) that were checked, refuses a grad that shares
+// memory with any array the step writes, refuses non-finite hyperparameters, and
+// serializes calls from several threads (a Plan's methods hold its mutex).
 #define PY_ARRAY_UNIQUE_SYMBOL fusedopt_ARRAY_API
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
 #include <numpy/arrayobject.h>
 
+#include <algorithm>
+#include <atomic>
+#include <cmath>
 #include <cstdint>
+#include <mutex>
+#include <stdexcept>
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
+#include "fusedopt/finite.hpp"
 #include "fusedopt/registry.hpp"
 
 namespace py = pybind11;
@@ -45,12 +58,56 @@ bool same_shape(PyArrayObject* a, PyArrayObject* b) {
     return true;
 }
 
+// The bytes [lo, hi) that an array's elements may occupy, whatever its strides (numpy's
+// get_array_memory_extents); empty for an array of no elements. Unsigned arithmetic:
+// absurd strides wrap instead of overflowing.
+struct Extent {
+    std::uintptr_t lo = 0, hi = 0;
+    bool empty() const { return lo >= hi; }
+};
+
+Extent extent_of(PyArrayObject* a) {
+    if (PyArray_SIZE(a) == 0) return {};
+    std::uintptr_t lo = reinterpret_cast<std::uintptr_t>(PyArray_DATA(a)), hi = lo;
+    for (int d = 0; d < PyArray_NDIM(a); ++d) {
+        const npy_intp s = PyArray_STRIDE(a, d);
+        const auto n = static_cast<std::uintptr_t>(PyArray_DIM(a, d) - 1);
+        const std::uintptr_t mag = s < 0 ? ~static_cast<std::uintptr_t>(s) + 1 : static_cast<std::uintptr_t>(s);
+        if (s < 0) lo -= n * mag;
+        else hi += n * mag;
+    }
+    return {lo, hi + static_cast<std::uintptr_t>(PyArray_ITEMSIZE(a))};
+}
+
 // Whether two arrays' memory extents intersect (numpy.may_share_memory's bounds test).
 bool overlaps(PyArrayObject* a, PyArrayObject* b) {
-    if (PyArray_SIZE(a) == 0 || PyArray_SIZE(b) == 0) return false;
-    auto lo_a = reinterpret_cast<std::uintptr_t>(PyArray_DATA(a)), lo_b = reinterpret_cast<std::uintptr_t>(PyArray_DATA(b));
-    auto hi_a = lo_a + static_cast<std::uintptr_t>(PyArray_NBYTES(a)), hi_b = lo_b + static_cast<std::uintptr_t>(PyArray_NBYTES(b));
-    return lo_a < hi_b && lo_b < hi_a;
+    const Extent x = extent_of(a), y = extent_of(b);
+    return !x.empty() && !y.empty() && x.lo < y.hi && y.lo < x.hi;
+}
+
+// An array the kernel writes (a parameter or a state array): its extent, and what it is.
+struct Written {
+    Extent extent;
+    std::size_t param;  // the parameter it is, or belongs to
+    bool is_state;
+    std::string what() const { return (is_state ? "the state of params[" : "params[") + std::to_string(param) + "]"; }
+};
+
+// Sorts `spans` by address and throws ValueError if two of them overlap.
+void sort_and_check_disjoint(std::vector<Written>& spans) {
+    std::sort(spans.begin(), spans.end(), [](const Written& a, const Written& b) { return a.extent.lo < b.extent.lo; });
+    for (std::size_t k = 1; k < spans.size(); ++k)
+        if (spans[k].extent.lo < spans[k - 1].extent.hi)
+            throw py::value_error(spans[k - 1].what() + " and " + spans[k].what() +
+                                  " share memory: every parameter and state array must have its own");
+}
+
+// The first of the sorted, disjoint `spans` that `e` intersects, or nullptr.
+const Written* find_overlap(const std::vector<Written>& spans, const Extent& e) {
+    if (e.empty()) return nullptr;
+    auto it = std::upper_bound(spans.begin(), spans.end(), e.lo,
+                               [](std::uintptr_t lo, const Written& w) { return lo < w.extent.hi; });
+    return it != spans.end() && it->extent.lo < e.hi ? &*it : nullptr;
 }
 
 bool supported_dtype(PyArrayObject* a) {
@@ -64,10 +121,56 @@ bool same_layout(PyArrayObject* a, bool c_order) {
     return PyArray_ISALIGNED(a) && (c_order ? PyArray_IS_C_CONTIGUOUS(a) : PyArray_IS_F_CONTIGUOUS(a));
 }
 
+// Holds a Plan's mutex for the length of a call. A call that finds the Plan busy (another
+// thread is inside a step, without the GIL) waits for it without holding the GIL; a call
+// from inside a call on the same thread (a grads sequence or a hyperparameter whose
+// Python methods step the optimizer) is refused rather than deadlocked.
+class Busy {
+public:
+    Busy(std::mutex& mu, std::atomic<std::thread::id>& owner) : mu_(mu), owner_(owner) {
+        if (owner_.load() == std::this_thread::get_id())
+            throw std::runtime_error("the optimizer was called again from inside its own step (re-entrant call)");
+        if (!mu_.try_lock()) {
+            py::gil_scoped_release nogil;
+            mu_.lock();
+        }
+        owner_.store(std::this_thread::get_id());
+    }
+    ~Busy() {
+        owner_.store(std::thread::id());
+        mu_.unlock();
+    }
+    Busy(const Busy&) = delete;
+    Busy& operator=(const Busy&) = delete;
+
+private:
+    std::mutex& mu_;
+    std::atomic<std::thread::id>& owner_;
+};
+
+// What a checked array looked like, to notice at each step that it has been resized,
+// reallocated, retyped or re-laid-out since (numpy lets Python code do all of these).
+struct Snapshot {
+    PyArrayObject* array;
+    void* data;
+    npy_intp size;
+    int type;
+    bool c_order;
+
+    static Snapshot of(PyArrayObject* a, bool c_order) {
+        return {a, PyArray_DATA(a), PyArray_SIZE(a), PyArray_TYPE(a), c_order};
+    }
+    bool unchanged() const {
+        return PyArray_DATA(array) == data && PyArray_SIZE(array) == size && PyArray_TYPE(array) == type &&
+               PyArray_ISNOTSWAPPED(array) && PyArray_ISWRITEABLE(array) && same_layout(array, c_order);
+    }
+};
+
 class Plan {
 public:
-    Plan(const std::string& kernel, py::sequence params, std::vector<int> group_of, int n_groups)
-        : kernel_(find_kernel(kernel)), n_groups_(n_groups) {
+    Plan(const std::string& kernel, py::sequence params, std::vector<int> group_of, int n_groups,
+         std::vector<std::string> hyper_names)
+        : kernel_(find_kernel(kernel)), n_groups_(n_groups), hyper_names_(std::move(hyper_names)) {
         if (!kernel_) throw py::value_error("unknown fused kernel '" + kernel + "'");
         if (n_groups < 1) throw py::value_error("n_groups must be at least 1");
         const std::size_t n = py::len(params);
@@ -82,11 +185,13 @@ public:
             if (!PyArray_ISWRITEABLE(a)) throw py::value_error(item("params", i) + " is read-only");
             const bool c_order = PyArray_IS_C_CONTIGUOUS(a);
             if (!same_layout(a, c_order))
-                throw py::value_error(item("params", i) + " is not contiguous in memory (a strided view?); "
+                throw py::value_error(item("params", i) + " is not contiguous and aligned in memory (a strided view?); "
                                       "fusedopt updates contiguous arrays only");
             if (group_of[i] < 0 || group_of[i] >= n_groups) throw py::value_error("group index out of range");
             params_.push_back(p);
             c_order_.push_back(c_order);
+            param_checks_.push_back(Snapshot::of(a, c_order));
+            written_.push_back({extent_of(a), i, false});
             TensorRef r;
             r.param = PyArray_DATA(a);
             r.size = static_cast<std::size_t>(PyArray_SIZE(a));
@@ -94,6 +199,7 @@ public:
             refs_.push_back(r);
             sizes_.push_back(r.size);
         }
+        sort_and_check_disjoint(written_);
         group_of_ = std::move(group_of);
         build_offsets(sizes_, offsets_);
         hyper_.assign(static_cast<std::size_t>(n_groups_ * kernel_->n_hyper), 0.0);
@@ -104,12 +210,17 @@ public:
     // state[i][k]: None or the k-th state array of params[i]; scalars[i][k]: None or a
     // float64 array of one element holding the k-th scalar state of params[i].
     void set_state(py::sequence state, py::sequence scalars) {
+        Busy busy(mu_, owner_);
         const std::size_t n = params_.size();
         if (py::len(state) != n || py::len(scalars) != n) throw py::value_error("state and scalars need one entry per parameter");
+        check_params_unchanged();
         std::vector<py::object> keep;
+        std::vector<Snapshot> checks;
+        std::vector<Written> written;
         std::vector<TensorRef> refs = refs_;
         for (std::size_t i = 0; i < n; ++i) {
             auto* p = reinterpret_cast<PyArrayObject*>(params_[i].ptr());
+            written.push_back({extent_of(p), i, false});
             py::sequence st = state[i], sc = scalars[i];
             if (static_cast<int>(py::len(st)) != kernel_->n_state || static_cast<int>(py::len(sc)) != kernel_->n_scalar)
                 throw py::value_error(std::string("kernel '") + kernel_->name + "' takes " + std::to_string(kernel_->n_state) +
@@ -129,6 +240,8 @@ public:
                     throw py::value_error(what + " must be writeable and laid out like the parameter");
                 if (overlaps(a, p)) throw py::value_error(what + " shares memory with the parameter");
                 refs[i].state[k] = PyArray_DATA(a);
+                checks.push_back(Snapshot::of(a, c_order_[i]));
+                written.push_back({extent_of(a), i, true});
                 keep.push_back(s);
             }
             for (int k = 0; k < kernel_->n_scalar; ++k) {
@@ -139,31 +252,55 @@ public:
                     !PyArray_ISALIGNED(a) || !PyArray_ISNOTSWAPPED(a))
                     throw py::type_error("scalar state of " + item("params", i) + " must be a writeable float64 array of one element");
                 refs[i].scalar[k] = static_cast<double*>(PyArray_DATA(a));
+                checks.push_back(Snapshot::of(a, true));
+                written.push_back({extent_of(a), i, true});
                 keep.push_back(s);
             }
         }
+        sort_and_check_disjoint(written);
         refs_ = std::move(refs);
         state_refs_ = std::move(keep);
+        state_checks_ = std::move(checks);
+        written_ = std::move(written);
         ready_ = true;
     }
 
     // One step of the optimizer: grads checked, hyperparameters read, then one kernel call.
-    void step(py::handle grads, py::handle hypers) {
+    // With skip_nonfinite, the step is skipped (nothing written) when a grad holds an inf
+    // or a NaN. Returns whether the step was taken.
+    bool step(py::handle grads, py::handle hypers, bool skip_nonfinite) {
+        Busy busy(mu_, owner_);
         if (!ready_) throw py::value_error("the optimizer state has not been set");
+        check_state_unchanged();
         std::vector<py::object> copies;  // grads that had to be brought to the parameter's layout
         py::object seq = prepare_grads(grads, copies);
         read_hypers(hypers);
         py::gil_scoped_release nogil;
+        if (skip_nonfinite && !grads_finite(refs_, offsets_, sizes_)) return false;
         kernel_->step(refs_, offsets_, sizes_);
+        return true;
     }
 
     // The grads as the kernel would read them (checked; copied where the layout
-    // differs from the parameter's). The NumPy backend steps with these.
-    py::list checked_grads(py::handle grads) {
+    // differs from the parameter's). The NumPy backend steps with these. `hypers`,
+    // when given, are checked as step() checks them.
+    py::list checked_grads(py::handle grads, py::handle hypers) {
+        Busy busy(mu_, owner_);
+        if (ready_) check_state_unchanged();
         std::vector<py::object> copies;
         py::list used;
         prepare_grads(grads, copies, &used);
+        if (!hypers.is_none()) read_hypers(hypers);
         return used;
+    }
+
+    // Whether every grad is finite (the grads checked as step() checks them).
+    bool all_finite(py::handle grads) {
+        Busy busy(mu_, owner_);
+        std::vector<py::object> copies;
+        py::object seq = prepare_grads(grads, copies);
+        py::gil_scoped_release nogil;
+        return grads_finite(refs_, offsets_, sizes_);
     }
 
     std::size_t size() const { return params_.size(); }
@@ -175,6 +312,24 @@ public:
     std::string kernel() const { return kernel_->name; }
 
 private:
+    // ValueError if a parameter has been resized, reallocated, retyped, re-laid-out or made
+    // read-only since it was checked: the kernel would write at stale addresses.
+    void check_params_unchanged() const {
+        for (std::size_t i = 0; i < param_checks_.size(); ++i) {
+            if (param_checks_[i].unchanged()) continue;
+            if (!PyArray_ISWRITEABLE(param_checks_[i].array)) throw py::value_error(item("params", i) + " has become read-only");
+            throw py::value_error(item("params", i) + " has changed since it was given to the optimizer (resized, "
+                                  "reallocated, or its dtype or memory layout changed); give the optimizer the new array");
+        }
+    }
+
+    void check_state_unchanged() const {
+        for (const Snapshot& c : state_checks_)
+            if (!c.unchanged())
+                throw py::value_error("a state array has changed since it was given to the optimizer (resized, reallocated, "
+                                      "made read-only, or its dtype or memory layout changed)");
+    }
+
     // Checks every grad against its parameter and points the work list at it. `used`,
     // when given, receives the array each parameter will be stepped with.
     py::object prepare_grads(py::handle grads, std::vector<py::object>& copies, py::list* used = nullptr) {
@@ -183,6 +338,7 @@ private:
         // A tuple holds the grads alive while the kernel runs, whatever other threads do to a list.
         PyObject* fast = PySequence_Check(grads.ptr()) ? PySequence_Tuple(grads.ptr()) : nullptr;
         if (!fast) {
+            if (PyErr_Occurred() && !PyErr_ExceptionMatches(PyExc_TypeError)) throw py::error_already_set();
             PyErr_Clear();
             throw py::type_error("grads must be a sequence of arrays (one per parameter), got " + type_name(grads.ptr()));
         }
@@ -190,6 +346,7 @@ private:
         const std::size_t n = static_cast<std::size_t>(PySequence_Fast_GET_SIZE(fast));
         if (n != params_.size())
             throw py::value_error("expected " + std::to_string(params_.size()) + " grads (one per parameter), got " + std::to_string(n));
+        check_params_unchanged();
         for (std::size_t i = 0; i < n; ++i) {
             PyObject* g = PySequence_Fast_GET_ITEM(fast, static_cast<Py_ssize_t>(i));
             auto* p = reinterpret_cast<PyArrayObject*>(params_[i].ptr());
@@ -201,19 +358,30 @@ private:
             if (!same_shape(a, p))
                 throw py::value_error(item("grads", i) + " has shape " + shape_of(a) + " but " + item("params", i) + " has shape " +
                                       shape_of(p));
-            if (!PyArray_ISWRITEABLE(p)) throw py::value_error(item("params", i) + " has become read-only");
+            // Before any copy: a grad that is (a view of) an array the step writes would
+            // change while it is read, and the grads are never modified.
+            if (const Written* w = find_overlap(written_, extent_of(a)))
+                throw py::value_error(item("grads", i) + " shares memory with " + w->what() +
+                                      "; pass a copy (grads are never modified)");
             if (!PyArray_ISNOTSWAPPED(a) || !same_layout(a, c_order_[i])) {
                 const int flags = (c_order_[i] ? NPY_ARRAY_C_CONTIGUOUS : NPY_ARRAY_F_CONTIGUOUS) | NPY_ARRAY_ALIGNED;
                 PyObject* c = PyArray_FromAny(g, PyArray_DescrFromType(PyArray_TYPE(p)), 0, 0, flags, nullptr);
                 if (!c) throw py::error_already_set();
                 copies.push_back(py::reinterpret_steal<py::object>(c));
                 a = reinterpret_cast<PyArrayObject*>(c);
+                if (!same_shape(a, p) || !same_layout(a, c_order_[i]) || overlaps(a, p))  // an odd ndarray subclass
+                    throw py::value_error(item("grads", i) + " could not be brought to the layout of " + item("params", i));
             }
-            if (overlaps(a, p)) throw py::value_error(item("grads", i) + " shares memory with " + item("params", i));
             refs_[i].grad = PyArray_DATA(a);
             if (used) used->append(py::handle(reinterpret_cast<PyObject*>(a)));
         }
         return seq;
+    }
+
+    std::string hyper_name(std::size_t k) const {
+        return k < hyper_names_.size() && hyper_names_.size() == static_cast<std::size_t>(kernel_->n_hyper)
+                   ? hyper_names_[k]
+                   : "hyperparameter " + std::to_string(k);
     }
 
     void read_hypers(py::handle hypers) {
@@ -231,8 +399,21 @@ private:
             if (static_cast<std::size_t>(PySequence_Fast_GET_SIZE(fast)) != nh)
                 throw py::value_error(std::string("kernel '") + kernel_->name + "' takes " + std::to_string(nh) + " hyperparameters");
             for (std::size_t k = 0; k < nh; ++k) {
-                const double v = PyFloat_AsDouble(PySequence_Fast_GET_ITEM(fast, static_cast<Py_ssize_t>(k)));
-                if (v == -1.0 && PyErr_Occurred()) throw py::error_already_set();
+                PyObject* o = PySequence_Fast_GET_ITEM(fast, static_cast<Py_ssize_t>(k));
+                // The message is built only on error: this loop runs on every step.
+                auto where = [&] { return "param_groups[" + std::to_string(gi) + "]: " + hyper_name(k); };
+                const double v = PyFloat_AsDouble(o);
+                if (v == -1.0 && PyErr_Occurred()) {
+                    if (!PyErr_ExceptionMatches(PyExc_OverflowError) && !PyErr_ExceptionMatches(PyExc_TypeError) &&
+                        !PyErr_ExceptionMatches(PyExc_ValueError))
+                        throw py::error_already_set();
+                    const bool overflow = PyErr_ExceptionMatches(PyExc_OverflowError);
+                    PyErr_Clear();
+                    if (overflow) throw py::value_error(where() + " is too large");
+                    throw py::type_error(where() + " must be a real number, got " + type_name(o));
+                }
+                if (!std::isfinite(v))
+                    throw py::value_error(where() + " is " + (std::isnan(v) ? "nan" : "inf") + "; hyperparameters must be finite");
                 hyper_[gi * nh + k] = v;
             }
         }
@@ -240,14 +421,19 @@ private:
 
     const KernelInfo* kernel_;
     int n_groups_;
+    std::vector<std::string> hyper_names_;
     std::vector<py::object> params_;
     std::vector<bool> c_order_;
+    std::vector<Snapshot> param_checks_, state_checks_;
+    std::vector<Written> written_;  // params and state, sorted by address: what a grad may not share
     std::vector<int> group_of_;
     std::vector<TensorRef> refs_;
     std::vector<std::size_t> sizes_, offsets_;
     std::vector<double> hyper_;
     std::vector<py::object> state_refs_;
     bool ready_ = false;
+    std::mutex mu_;
+    std::atomic<std::thread::id> owner_{};
 };
 
 }  // namespace
@@ -255,11 +441,12 @@ private:
 void register_optim(py::module_& m) {
     if (_import_array() < 0) throw py::error_already_set();
     py::class_<Plan>(m, "Plan", "The parameters and state of one optimizer, stepped by a fused kernel in one call.")
-        .def(py::init<const std::string&, py::sequence, std::vector<int>, int>(), py::arg("kernel"), py::arg("params"),
-             py::arg("group_of"), py::arg("n_groups"))
+        .def(py::init<const std::string&, py::sequence, std::vector<int>, int, std::vector<std::string>>(), py::arg("kernel"),
+             py::arg("params"), py::arg("group_of"), py::arg("n_groups"), py::arg("hyper_names") = std::vector<std::string>{})
         .def("set_state", &Plan::set_state, py::arg("state"), py::arg("scalars"))
-        .def("step", &Plan::step, py::arg("grads"), py::arg("hypers"))
-        .def("checked_grads", &Plan::checked_grads, py::arg("grads"))
+        .def("step", &Plan::step, py::arg("grads"), py::arg("hypers"), py::arg("skip_nonfinite") = false)
+        .def("checked_grads", &Plan::checked_grads, py::arg("grads"), py::arg("hypers") = py::none())
+        .def("all_finite", &Plan::all_finite, py::arg("grads"))
         .def("__len__", &Plan::size)
         .def_property_readonly("numel", &Plan::numel)
         .def_property_readonly("kernel", &Plan::kernel);

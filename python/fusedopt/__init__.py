@@ -18,6 +18,7 @@ from .adagrad import Adagrad
 from .adam import Adam
 from .adamax import Adamax
 from .adamw import AdamW
+from .checkpoint import load_checkpoint, save_checkpoint
 from .lion import Lion
 from .lr_finder import LRFinderResult, lr_find
 from .nadam import NAdam
@@ -44,8 +45,10 @@ __all__ = [
     "__version__",
     "build_info",
     "get_num_threads",
+    "load_checkpoint",
     "lr_find",
     "lr_finder",
     "lr_scheduler",
+    "save_checkpoint",
     "set_num_threads",
 ]

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
-
 from . import reference
 from .optimizer import (
     BACKEND_DOC,
@@ -99,5 +97,5 @@ class Adagrad(Optimizer):
     def _state_keys(self, group: Mapping[str, Any]) -> tuple[str, ...]:
         return ("step", "sum")
 
-    def _init_state(self, name: str, param: np.ndarray, group: Mapping[str, Any]) -> np.ndarray:
-        return np.full_like(param, group["initial_accumulator_value"])
+    def _initial_value(self, name: str, group: Mapping[str, Any]) -> float:
+        return float(group["initial_accumulator_value"]) if name == "sum" else 0.0

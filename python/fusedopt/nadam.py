@@ -123,5 +123,5 @@ class NAdam(Optimizer):
             g["maximize"],
         )
 
-    def _init_scalar(self, name: str, group: Mapping[str, Any]) -> float:
+    def _initial_value(self, name: str, group: Mapping[str, Any]) -> float:
         return 1.0 if name == "mu_product" else 0.0

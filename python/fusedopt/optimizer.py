@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from . import _core
+from ._memory import spread_full_like
 
 __all__ = ["BACKENDS", "Optimizer", "ParamGroup", "Params"]
 
@@ -45,7 +46,10 @@ def check_real(group: Mapping[str, Any], name: str, value: Any = None) -> float:
     v = group[name] if value is None else value
     if isinstance(v, bool) or not isinstance(v, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(v).__name__}")
-    f = float(v)
+    try:
+        f = float(v)
+    except OverflowError:
+        raise ValueError(f"Invalid {name}: {v} is too large") from None
     if math.isnan(f):
         raise ValueError(f"Invalid {name}: nan")
     return f
@@ -116,7 +120,7 @@ class Optimizer:
     """Base class of fusedopt's optimizers (the torch.optim.Optimizer of NumPy arrays).
 
     Subclasses set the class attributes below and implement ``_check_group`` and
-    ``_hyper``; ``_state_keys``, ``_init_scalar`` may be refined.
+    ``_hyper``; ``_state_keys``, ``_initial_value`` may be refined.
 
     Attributes:
         param_groups: list of dicts with ``"params"`` and every hyperparameter; a
@@ -124,6 +128,24 @@ class Optimizer:
         defaults: the hyperparameters given to the constructor.
         state: read-only per-parameter state, keyed by parameter index (or the array).
         backend: ``"fused"`` or ``"numpy"``.
+        skip_nonfinite: the opt-in non-finite guard (default False; settable at any
+            time). When True, a step whose grads hold any inf or NaN is skipped as a
+            whole (no parameter, state array or step count changes) and counted in
+            ``skipped_steps``, like optax's ``apply_if_finite``. With the fused backend
+            the check runs inside the same native call as the step, in parallel; when
+            False it costs nothing.
+        skipped_steps: the number of steps the guard has skipped.
+
+    Non-finite values: without the guard, as in PyTorch, an inf or NaN in one grad
+    (or a parameter or state) may make that parameter and its state inf or NaN, and
+    never touches any other array: every update is element-wise.
+
+    Trust: a failed call (``ValueError`` / ``TypeError``) changes no array. Parameters
+    must not share memory; a grad may not share memory with any parameter or state
+    array (``numpy.may_share_memory``); hyperparameters must be finite, at construction
+    and at every step (a schedule writing ``nan`` is refused before anything changes).
+    One optimizer is safe to use from several threads: its calls are serialized, and the
+    native step runs without the GIL.
     """
 
     #: Name of the fused kernel in ``fusedopt._core``.
@@ -151,8 +173,10 @@ class Optimizer:
         self.param_groups: list[ParamGroup] = []
         self._params: list[np.ndarray] = []
         self._state: list[dict[str, np.ndarray]] = []
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._layout: list[tuple[str, ...]] | None = None
+        self._skip_nonfinite = False
+        self.skipped_steps = 0
         if isinstance(params, np.ndarray):
             raise TypeError(
                 "params must be a sequence of arrays or of param-group dicts, got a single "
@@ -202,7 +226,8 @@ class Optimizer:
         check_no_overlap(params)
         groups = self.param_groups + new_groups
         group_of = [gi for gi, g in enumerate(groups) for _ in g["params"]]
-        plan = _core.Plan(self.kernel, params, group_of, len(groups))  # checks dtype and layout
+        # checks dtype, layout and overlap; names the hyperparameters in its errors
+        plan = _core.Plan(self.kernel, params, group_of, len(groups), list(self.hyper_names))
         self.param_groups = groups
         self._params = params
         self._state.extend({} for _ in range(len(params) - len(self._state)))
@@ -229,13 +254,9 @@ class Optimizer:
         """The state (array and scalar) names a step of ``group`` uses."""
         return self.state_names + self.scalar_names
 
-    def _init_scalar(self, name: str, group: Mapping[str, Any]) -> float:
-        """The initial value of scalar state ``name``."""
+    def _initial_value(self, name: str, group: Mapping[str, Any]) -> float:
+        """The value state ``name`` (an array or a scalar) starts from."""
         return 0.0
-
-    def _init_state(self, name: str, param: np.ndarray, group: Mapping[str, Any]) -> np.ndarray:
-        """The initial value of state array ``name`` (laid out like ``param``)."""
-        return np.zeros_like(param)
 
     # ------------------------------------------------------------------ state
     def _build_state(self, layout: list[tuple[str, ...]]) -> None:
@@ -249,9 +270,11 @@ class Optimizer:
                 for name in keys:
                     if name not in st:
                         if name in self.scalar_names:
-                            st[name] = np.array(self._init_scalar(name, group), dtype=np.float64)
+                            st[name] = np.array(self._initial_value(name, group), np.float64)
                         else:
-                            st[name] = self._init_state(name, p, group)
+                            st[name] = spread_full_like(
+                                p, self._initial_value(name, group), self.state_names.index(name)
+                            )
                 arrays.append([st[n] if n in keys else None for n in self.state_names])
                 scalars.append([st[n] if n in keys else None for n in self.scalar_names])
                 i += 1
@@ -274,18 +297,38 @@ class Optimizer:
             hypers = [self._hyper(g) for g in self.param_groups]
             layout = [self._state_keys(g) for g in self.param_groups]
             if layout != self._layout:
-                self._plan.checked_grads(grads)  # refuse bad grads before creating state
+                self._plan.checked_grads(grads, hypers)  # refuse bad input before creating state
+                if self._skip_nonfinite and not self._plan.all_finite(grads):
+                    self.skipped_steps += 1
+                    return
                 self._build_state(layout)
             if self.backend == "fused":
-                self._plan.step(grads, hypers)
+                if not self._plan.step(grads, hypers, self._skip_nonfinite):
+                    self.skipped_steps += 1
                 return
-            checked = self._plan.checked_grads(grads)
+            checked = self._plan.checked_grads(grads, hypers)
+            if self._skip_nonfinite and not self._plan.all_finite(checked):
+                self.skipped_steps += 1
+                return
             i = 0
-            for group, hyper in zip(self.param_groups, hypers, strict=True):
-                kwargs = dict(zip(self.hyper_names, hyper, strict=True))
-                for p in group["params"]:
-                    type(self).reference(p, checked[i], self._state[i], **kwargs)
-                    i += 1
+            # np.seterr(all="raise") must not stop a step half-way, with some params updated.
+            with np.errstate(all="ignore"):
+                for group, hyper in zip(self.param_groups, hypers, strict=True):
+                    kwargs = dict(zip(self.hyper_names, hyper, strict=True))
+                    for p in group["params"]:
+                        type(self).reference(p, checked[i], self._state[i], **kwargs)
+                        i += 1
+
+    @property
+    def skip_nonfinite(self) -> bool:
+        """Whether a step with a non-finite grad is skipped (see the class docstring)."""
+        return self._skip_nonfinite
+
+    @skip_nonfinite.setter
+    def skip_nonfinite(self, value: bool) -> None:
+        if not isinstance(value, bool | np.bool_):
+            raise TypeError(f"skip_nonfinite must be a bool, got {type(value).__name__}")
+        self._skip_nonfinite = bool(value)
 
     # ------------------------------------------------------------- state dict
     def state_dict(self) -> dict[str, Any]:
@@ -344,7 +387,12 @@ class Optimizer:
             if not isinstance(saved_state, Mapping):
                 raise TypeError('state_dict["state"] must be a dict')
             for key, entry in saved_state.items():
-                i = int(key)
+                i = _state_index(key)
+                if not isinstance(entry, Mapping):
+                    raise TypeError(
+                        f"state of params[{i}] in state_dict must be a dict, "
+                        f"got {type(entry).__name__}"
+                    )
                 if not 0 <= i < len(self._params):
                     raise ValueError(
                         f"state_dict has state for parameter {key}, "
@@ -363,9 +411,16 @@ class Optimizer:
         for name, value in entry.items():
             if name in self.scalar_names:
                 v = np.asarray(value)
-                if v.size != 1 or not np.issubdtype(v.dtype, np.number):
-                    raise ValueError(f"state of params[{i}]: {name} must be a single number")
-                out[name] = np.array(v.reshape(()), dtype=np.float64)
+                real = np.issubdtype(v.dtype, np.integer) or np.issubdtype(v.dtype, np.floating)
+                if v.size != 1 or not real:
+                    raise ValueError(f"state of params[{i}]: {name} must be a single real number")
+                x = float(v.reshape(()))
+                if not math.isfinite(x) or (name == "step" and (x < 0 or x != math.floor(x))):
+                    raise ValueError(
+                        f"state of params[{i}]: {name} is {x}; it must be finite"
+                        + (" and a whole number >= 0" if name == "step" else "")
+                    )
+                out[name] = np.array(x, dtype=np.float64)
             elif name in self.state_names:
                 v = np.asarray(value)
                 if v.shape != p.shape:
@@ -376,7 +431,8 @@ class Optimizer:
                     raise TypeError(
                         f"state of params[{i}]: {name} has dtype {v.dtype}, the parameter {p.dtype}"
                     )
-                out[name] = np.array(v, order="C" if p.flags.c_contiguous else "F", copy=True)
+                out[name] = spread_full_like(p, 0.0, self.state_names.index(name))
+                out[name][...] = v
             else:
                 raise ValueError(
                     f"state of params[{i}] has {name!r}, which {type(self).__name__} does not use "
@@ -390,6 +446,16 @@ class Optimizer:
             lines.append(f"  group {gi}: {len(g['params'])} params")
             lines.extend(f"    {k}: {v}" for k, v in sorted(g.items()) if k != "params")
         return "\n".join(lines)
+
+
+def _state_index(key: Any) -> int:
+    """A key of ``state_dict["state"]`` as a parameter index: an int, or its decimal string
+    (as after a round trip through a file)."""
+    if isinstance(key, numbers.Integral) and not isinstance(key, bool | np.bool_):
+        return int(key)
+    if isinstance(key, str) and key.strip().lstrip("-").isdigit():
+        return int(key)
+    raise TypeError(f"state_dict has state under {key!r}: keys must be parameter indices (int)")
 
 
 def check_no_overlap(params: Sequence[np.ndarray]) -> None:
