@@ -354,6 +354,9 @@ class TorchRunner:
         self.variant = variant
         self.backend = "torch"
         self.torch = torch
+        # torch keeps scalar state (step, NAdam's mu_product) in its default dtype;
+        # fusedopt keeps it in float64, as the contract says: compare like with like.
+        torch.set_default_dtype(torch.float64)
         cls = getattr(torch.optim, variant.cls.__name__, None)
         if cls is None:
             raise LookupError(f"torch.optim has no {variant.cls.__name__}")
