@@ -17,7 +17,7 @@ BUILD=$ROOT/build/asan
 STAGE=$BUILD/pkg
 LOGS=$BUILD/reports
 
-"$PY" -m pip install --quiet "pybind11>=2.12" "cmake>=3.18" ninja "numpy>=2.0"
+"$PY" -m pip install --quiet --disable-pip-version-check "pybind11>=2.12" "cmake>=3.18" ninja "numpy>=2.0"
 
 # -- build: -O3 and -march=native as shipped (the same vector code), -g for readable
 # reports, no LTO (a faster build)

@@ -324,12 +324,15 @@ def _optimizer_plan(
     values = []
     for i, (p, info) in enumerate(zip(params, shapes, strict=True)):
         v = _entry(entries, f"param/{i}")
-        if tuple(v.shape) != p.shape or tuple(info.get("shape", ())) != p.shape:
-            raise ValueError(
-                f"params[{i}] has shape {p.shape}, the checkpoint's {tuple(info.get('shape', ()))}"
-            )
-        if v.dtype != p.dtype or np.dtype(info.get("dtype", "V")) != p.dtype:
-            raise TypeError(f"params[{i}] is {p.dtype}, the checkpoint's {np.dtype(v.dtype)}")
+        if not isinstance(info, dict) or (info.get("shape"), info.get("dtype")) != (
+            list(v.shape),
+            v.dtype.str,
+        ):
+            raise ValueError(f"damaged checkpoint: params[{i}] is not as its description says")
+        if v.shape != p.shape:
+            raise ValueError(f"params[{i}] has shape {p.shape}, the checkpoint's {v.shape}")
+        if v.dtype != p.dtype:
+            raise TypeError(f"params[{i}] is {p.dtype}, the checkpoint's {v.dtype}")
         if not p.flags.writeable:
             raise ValueError(f"params[{i}] is read-only: the checkpoint cannot be loaded into it")
         values.append(v)
@@ -401,7 +404,11 @@ def load_checkpoint(
     assert optimizer is not None
     sd, values, skipped = plan
     with optimizer._lock:
-        old_sd = optimizer.state_dict()
+        # What a rollback restores by assignment (it cannot fail): load_state_dict
+        # replaces the state list and refills the group dicts, it never writes the old
+        # state arrays.
+        old_groups = [dict(g) for g in optimizer.param_groups]
+        old_state = optimizer._state
         params = _params(optimizer)
         old_values = [np.array(p, copy=True, order="K") for p in params]
         old_skipped = optimizer.skipped_steps
@@ -419,7 +426,11 @@ def load_checkpoint(
                         scheduler.load_state_dict(old_sched)
                     raise
         except BaseException:
-            optimizer.load_state_dict(old_sd)
+            for group, old in zip(optimizer.param_groups, old_groups, strict=True):
+                group.clear()
+                group.update(old)
+            optimizer._state = old_state
+            optimizer._layout = None  # the old arrays go back to the kernel at the next step
             for p, v in zip(params, old_values, strict=True):
                 np.copyto(p, v)
             optimizer.skipped_steps = old_skipped
