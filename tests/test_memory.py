@@ -51,6 +51,7 @@ def measure(fn: Callable[[], None], n: int, windows: int = 4) -> tuple[int, int]
     gc.collect()
     traced, grown = [], []
     tracemalloc.start()
+    gc.disable()  # no automatic collections over the big heap of a whole test session
     try:
         for _ in range(windows):
             traced0 = tracemalloc.get_traced_memory()[0]
@@ -61,6 +62,7 @@ def measure(fn: Callable[[], None], n: int, windows: int = 4) -> tuple[int, int]
             traced.append(tracemalloc.get_traced_memory()[0] - traced0)
             grown.append((rss() if CHECK_RSS else 0) - rss0)
     finally:
+        gc.enable()
         tracemalloc.stop()
     return sorted(traced)[1], sorted(grown)[1]
 
