@@ -1,14 +1,18 @@
 // The one parallel loop of fusedopt: every kernel runs through parallel_pieces().
 //
 // A step's tensors form a flat work list. Each tensor is given a virtual span
-// rounded up to kGrain elements, so that a thread's share starts at a multiple of
+// rounded up to kGrain elements, so that every piece of work starts at a multiple of
 // kGrain inside every tensor (whole cache lines, whole vectors) and no two threads
-// write the same cache line of an array. The total is split into one contiguous
-// range per thread, whatever the number or sizes of the tensors: a model of many
-// small tensors uses every core, and the step opens one parallel region in all.
+// write the same cache line of an array. The total is cut into equal contiguous
+// chunks (about kChunksPerThread per thread) that the threads take in turn from a
+// shared counter, whatever the number or sizes of the tensors: a model of many
+// small tensors uses every core, the step opens one parallel region in all, and a
+// thread delayed by another process on its core leaves its chunks to the others.
+// Every element's result is the same whichever thread computes it.
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cstddef>
 #include <vector>
 
@@ -24,6 +28,10 @@ inline constexpr std::size_t kGrain = 64;
 // an OpenMP region costs a few microseconds, which pays off only past this size
 // (measured, see BENCHMARKS.md).
 inline constexpr std::size_t kParallelMin = std::size_t{1} << 16;
+// A parallel step is cut into about kChunksPerThread chunks per thread, each of at
+// least kChunkMin elements (so a chunk costs far more than taking it).
+inline constexpr std::size_t kChunksPerThread = 8;
+inline constexpr std::size_t kChunkMin = std::size_t{1} << 14;
 
 int get_num_threads();
 void set_num_threads(int n);
@@ -53,7 +61,7 @@ void run_range(const std::size_t* offsets, const std::size_t* sizes, std::size_t
 }  // namespace detail
 
 // Runs body(t, start, count) over every element of every tensor exactly once,
-// split evenly across the threads (or on the calling thread for small steps).
+// shared out in chunks across the threads (or on the calling thread for small steps).
 template <class Body>
 void parallel_pieces(const std::vector<std::size_t>& offsets, const std::vector<std::size_t>& sizes, Body&& body) {
     const std::size_t ntensors = sizes.size();
@@ -66,13 +74,19 @@ void parallel_pieces(const std::vector<std::size_t>& offsets, const std::vector<
         return;
     }
 #ifdef _OPENMP
+    // Threads take chunks from a shared counter rather than one fixed share each: on a
+    // machine where another process holds a core, a thread that starts late finds the
+    // work already done by the others instead of making them wait for its share.
+    const std::size_t chunk = std::max(kChunkMin / kGrain, units / (static_cast<std::size_t>(nthreads) * kChunksPerThread));
+    std::atomic<std::size_t> next{0};
 #pragma omp parallel num_threads(nthreads)
     {
-        const std::size_t tid = static_cast<std::size_t>(omp_get_thread_num());
-        const std::size_t nt = static_cast<std::size_t>(omp_get_num_threads());
-        const std::size_t begin = units * tid / nt * kGrain;
-        const std::size_t end = units * (tid + 1) / nt * kGrain;
-        detail::run_range(offsets.data(), sizes.data(), ntensors, begin, end, body);
+        for (;;) {
+            const std::size_t first = next.fetch_add(chunk, std::memory_order_relaxed);
+            if (first >= units) break;
+            const std::size_t last = std::min(units, first + chunk);
+            detail::run_range(offsets.data(), sizes.data(), ntensors, first * kGrain, last * kGrain, body);
+        }
     }
 #else
     detail::run_range(offsets.data(), sizes.data(), ntensors, 0, total, body);
