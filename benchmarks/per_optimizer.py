@@ -44,5 +44,6 @@ for name, kw in rows:
         del opt, p
     label = name + ("(" + ", ".join(f"{k}={v}" for k, v in kw.items()) + ")" if kw else "")
     print(
-        f"{label:34s} {t['fused'] * 1e3:9.2f} {t['numpy'] * 1e3:9.1f} {t['numpy'] / t['fused']:7.1f}x"
+        f"{label:34s} {t['fused'] * 1e3:9.2f} {t['numpy'] * 1e3:9.1f}"
+        f" {t['numpy'] / t['fused']:7.1f}x"
     )

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import argparse
 
-import fusedopt as fo
 import numpy as np
+
+import fusedopt as fo
 
 
 def loss_and_grads(

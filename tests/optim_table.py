@@ -21,6 +21,7 @@ ROWS: list[tuple[str, type[fo.Optimizer], dict[str, Any]]] = [
     ("adam", fo.Adam, dict(lr=0.01)),
     ("adam-amsgrad-wd", fo.Adam, dict(lr=0.01, amsgrad=True, weight_decay=0.1)),
     ("adam-betas-eps-maximize", fo.Adam, dict(lr=0.02, betas=(0.5, 0.9), eps=1e-3, maximize=True)),
+    ("adam-decoupled-wd", fo.Adam, dict(lr=0.01, weight_decay=0.2, decoupled_weight_decay=True)),
     ("adamw", fo.AdamW, dict(lr=0.01)),
     ("adamw-amsgrad-wd", fo.AdamW, dict(lr=0.01, amsgrad=True, weight_decay=0.3)),
     ("adamw-maximize", fo.AdamW, dict(lr=0.01, betas=(0.8, 0.99), maximize=True)),

@@ -167,7 +167,7 @@ def test_the_native_plan_serializes_concurrent_calls():
     opt = fo.SGD([p], lr=1.0)
     opt.step([np.zeros(n)])
     plan = opt._plan
-    hypers = [opt._hyper(gr) for gr in opt.param_groups]
+    hypers = opt.param_groups
     ones, twos = np.ones(n), np.full(n, 2.0)
 
     def go(g: np.ndarray) -> Callable[[], None]:

@@ -76,6 +76,8 @@ void register_info(py::module_& m) {
             d["num_threads"] = get_num_threads();
             d["parallel_min_elements"] = kParallelMin;
             d["grain_elements"] = kGrain;
+            d["chunks_per_thread"] = kChunksPerThread;
+            d["chunk_min_elements"] = kChunkMin;
             return d;
         },
         "How the extension was built: OpenMP, vector instruction sets, compiler, thread setting.");

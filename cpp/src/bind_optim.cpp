@@ -3,6 +3,8 @@
 // param group and every tensor, in one call. Shapes, dtypes and layouts are checked
 // with the GIL held and before anything is written; the kernel runs without the GIL.
 //
+// Each step reads the hyperparameters straight from the param-group dicts, by key.
+//
 // Trust: every step re-checks that the parameter and state arrays are still the ones
 // (same memory, dtype, size and layout) that were checked, refuses a grad that shares
 // memory with any array the step writes, refuses non-finite hyperparameters, and
@@ -168,10 +170,23 @@ struct Snapshot {
 
 class Plan {
 public:
+    // hyper_keys: the param-group keys the kernel reads, in its order, each with the
+    // number of values it holds (2 for "betas", 1 otherwise).
     Plan(const std::string& kernel, py::sequence params, std::vector<int> group_of, int n_groups,
-         std::vector<std::string> hyper_names)
-        : kernel_(find_kernel(kernel)), n_groups_(n_groups), hyper_names_(std::move(hyper_names)) {
+         const std::vector<std::pair<std::string, int>>& hyper_keys)
+        : kernel_(find_kernel(kernel)), n_groups_(n_groups) {
         if (!kernel_) throw py::value_error("unknown fused kernel '" + kernel + "'");
+        int n_values = 0;
+        for (const auto& [name, width] : hyper_keys) {
+            if (width < 1) throw py::value_error("hyper_keys: '" + name + "' must hold at least one value");
+            PyObject* key = PyUnicode_InternFromString(name.c_str());
+            if (!key) throw py::error_already_set();
+            hyper_keys_.push_back({py::reinterpret_steal<py::object>(key), name, width});
+            n_values += width;
+        }
+        if (n_values != kernel_->n_hyper)
+            throw py::value_error(std::string("kernel '") + kernel_->name + "' takes " + std::to_string(kernel_->n_hyper) +
+                                  " hyperparameter values, hyper_keys give " + std::to_string(n_values));
         if (n_groups < 1) throw py::value_error("n_groups must be at least 1");
         const std::size_t n = py::len(params);
         if (group_of.size() != n) throw py::value_error("group_of must have one entry per parameter");
@@ -268,13 +283,13 @@ public:
     // One step of the optimizer: grads checked, hyperparameters read, then one kernel call.
     // With skip_nonfinite, the step is skipped (nothing written) when a grad holds an inf
     // or a NaN. Returns whether the step was taken.
-    bool step(py::handle grads, py::handle hypers, bool skip_nonfinite) {
+    bool step(py::handle grads, py::handle groups, bool skip_nonfinite) {
         Busy busy(mu_, owner_);
         if (!ready_) throw py::value_error("the optimizer state has not been set");
         check_state_unchanged();
         std::vector<py::object> copies;  // grads that had to be brought to the parameter's layout
         py::object seq = prepare_grads(grads, copies);
-        read_hypers(hypers);
+        read_hypers(groups);
         py::gil_scoped_release nogil;
         if (skip_nonfinite && !grads_finite(refs_, offsets_, sizes_)) return false;
         kernel_->step(refs_, offsets_, sizes_);
@@ -282,15 +297,15 @@ public:
     }
 
     // The grads as the kernel would read them (checked; copied where the layout
-    // differs from the parameter's). The NumPy backend steps with these. `hypers`,
-    // when given, are checked as step() checks them.
-    py::list checked_grads(py::handle grads, py::handle hypers) {
+    // differs from the parameter's). The NumPy backend steps with these. The
+    // hyperparameters of the param `groups`, when given, are checked as step() checks them.
+    py::list checked_grads(py::handle grads, py::handle groups) {
         Busy busy(mu_, owner_);
         if (ready_) check_state_unchanged();
         std::vector<py::object> copies;
         py::list used;
         prepare_grads(grads, copies, &used);
-        if (!hypers.is_none()) read_hypers(hypers);
+        if (!groups.is_none()) read_hypers(groups);
         return used;
     }
 
@@ -378,50 +393,83 @@ private:
         return seq;
     }
 
-    std::string hyper_name(std::size_t k) const {
-        return k < hyper_names_.size() && hyper_names_.size() == static_cast<std::size_t>(kernel_->n_hyper)
-                   ? hyper_names_[k]
-                   : "hyperparameter " + std::to_string(k);
-    }
-
-    void read_hypers(py::handle hypers) {
+    // Reads the kernel's hyperparameters from every param group (a dict, or any mapping),
+    // by key; each must be a finite real number (a pair of them for a width-2 key).
+    void read_hypers(py::handle groups) {
         const std::size_t nh = static_cast<std::size_t>(kernel_->n_hyper);
-        if (PySequence_Size(hypers.ptr()) != n_groups_) {
+        if (PySequence_Size(groups.ptr()) != n_groups_) {
             PyErr_Clear();
-            throw py::value_error("expected hyperparameters for " + std::to_string(n_groups_) + " param groups");
+            throw py::value_error("expected " + std::to_string(n_groups_) + " param groups");
         }
         for (std::size_t gi = 0; gi < static_cast<std::size_t>(n_groups_); ++gi) {
-            py::object group = py::reinterpret_steal<py::object>(PySequence_GetItem(hypers.ptr(), static_cast<Py_ssize_t>(gi)));
+            py::object group = py::reinterpret_steal<py::object>(PySequence_GetItem(groups.ptr(), static_cast<Py_ssize_t>(gi)));
             if (!group) throw py::error_already_set();
-            PyObject* fast = PySequence_Fast(group.ptr(), "hyperparameters must be a tuple");
-            if (!fast) throw py::error_already_set();
-            py::object hold = py::reinterpret_steal<py::object>(fast);
-            if (static_cast<std::size_t>(PySequence_Fast_GET_SIZE(fast)) != nh)
-                throw py::value_error(std::string("kernel '") + kernel_->name + "' takes " + std::to_string(nh) + " hyperparameters");
-            for (std::size_t k = 0; k < nh; ++k) {
-                PyObject* o = PySequence_Fast_GET_ITEM(fast, static_cast<Py_ssize_t>(k));
-                // The message is built only on error: this loop runs on every step.
-                auto where = [&] { return "param_groups[" + std::to_string(gi) + "]: " + hyper_name(k); };
-                const double v = PyFloat_AsDouble(o);
-                if (v == -1.0 && PyErr_Occurred()) {
-                    if (!PyErr_ExceptionMatches(PyExc_OverflowError) && !PyErr_ExceptionMatches(PyExc_TypeError) &&
-                        !PyErr_ExceptionMatches(PyExc_ValueError))
-                        throw py::error_already_set();
-                    const bool overflow = PyErr_ExceptionMatches(PyExc_OverflowError);
-                    PyErr_Clear();
-                    if (overflow) throw py::value_error(where() + " is too large");
-                    throw py::type_error(where() + " must be a real number, got " + type_name(o));
+            // Messages are built only on error: this loop runs on every step.
+            auto where = [gi](const std::string& name) { return "param_groups[" + std::to_string(gi) + "]: " + name; };
+            double* out = hyper_.data() + gi * nh;
+            for (const HyperKey& hk : hyper_keys_) {
+                py::object value = group_item(group.ptr(), hk, where);
+                if (hk.width == 1) {
+                    *out++ = real_value(value.ptr(), [&] { return where(hk.name); });
+                    continue;
                 }
-                if (!std::isfinite(v))
-                    throw py::value_error(where() + " is " + (std::isnan(v) ? "nan" : "inf") + "; hyperparameters must be finite");
-                hyper_[gi * nh + k] = v;
+                PyObject* fast = PySequence_Fast(value.ptr(), "");
+                if (!fast || PySequence_Fast_GET_SIZE(fast) != hk.width) {
+                    Py_XDECREF(fast);
+                    PyErr_Clear();
+                    throw py::type_error(where(hk.name) + " must be a sequence of " + std::to_string(hk.width) +
+                                         " numbers, got " + py::repr(value).cast<std::string>());
+                }
+                py::object hold = py::reinterpret_steal<py::object>(fast);
+                for (Py_ssize_t j = 0; j < hk.width; ++j)
+                    *out++ = real_value(PySequence_Fast_GET_ITEM(fast, j),
+                                        [&] { return where(hk.name + "[" + std::to_string(j) + "]"); });
             }
         }
     }
 
+    struct HyperKey {
+        py::object key;  // interned str
+        std::string name;
+        int width;
+    };
+
+    template <class Where>
+    static py::object group_item(PyObject* group, const HyperKey& hk, const Where& where) {
+        PyObject* v = nullptr;
+        if (PyDict_Check(group)) {
+            v = PyDict_GetItemWithError(group, hk.key.ptr());
+            Py_XINCREF(v);
+        } else {
+            v = PyObject_GetItem(group, hk.key.ptr());
+            if (!v && PyErr_ExceptionMatches(PyExc_KeyError)) PyErr_Clear();
+        }
+        if (!v) {
+            if (PyErr_Occurred()) throw py::error_already_set();
+            throw py::value_error(where(hk.name) + " is missing from the param group");
+        }
+        return py::reinterpret_steal<py::object>(v);
+    }
+
+    template <class Name>
+    static double real_value(PyObject* o, const Name& name) {
+        const double v = PyFloat_AsDouble(o);
+        if (v == -1.0 && PyErr_Occurred()) {
+            if (!PyErr_ExceptionMatches(PyExc_OverflowError) && !PyErr_ExceptionMatches(PyExc_TypeError) &&
+                !PyErr_ExceptionMatches(PyExc_ValueError))
+                throw py::error_already_set();
+            const bool overflow = PyErr_ExceptionMatches(PyExc_OverflowError);
+            PyErr_Clear();
+            if (overflow) throw py::value_error(name() + " is too large");
+            throw py::type_error(name() + " must be a real number, got " + type_name(o));
+        }
+        if (!std::isfinite(v)) throw py::value_error(name() + " is " + (std::isnan(v) ? "nan" : "inf") + "; hyperparameters must be finite");
+        return v;
+    }
+
     const KernelInfo* kernel_;
     int n_groups_;
-    std::vector<std::string> hyper_names_;
+    std::vector<HyperKey> hyper_keys_;
     std::vector<py::object> params_;
     std::vector<bool> c_order_;
     std::vector<Snapshot> param_checks_, state_checks_;
@@ -441,11 +489,11 @@ private:
 void register_optim(py::module_& m) {
     if (_import_array() < 0) throw py::error_already_set();
     py::class_<Plan>(m, "Plan", "The parameters and state of one optimizer, stepped by a fused kernel in one call.")
-        .def(py::init<const std::string&, py::sequence, std::vector<int>, int, std::vector<std::string>>(), py::arg("kernel"),
-             py::arg("params"), py::arg("group_of"), py::arg("n_groups"), py::arg("hyper_names") = std::vector<std::string>{})
+        .def(py::init<const std::string&, py::sequence, std::vector<int>, int, const std::vector<std::pair<std::string, int>>&>(),
+             py::arg("kernel"), py::arg("params"), py::arg("group_of"), py::arg("n_groups"), py::arg("hyper_keys"))
         .def("set_state", &Plan::set_state, py::arg("state"), py::arg("scalars"))
-        .def("step", &Plan::step, py::arg("grads"), py::arg("hypers"), py::arg("skip_nonfinite") = false)
-        .def("checked_grads", &Plan::checked_grads, py::arg("grads"), py::arg("hypers") = py::none())
+        .def("step", &Plan::step, py::arg("grads"), py::arg("param_groups"), py::arg("skip_nonfinite") = false)
+        .def("checked_grads", &Plan::checked_grads, py::arg("grads"), py::arg("param_groups") = py::none())
         .def("all_finite", &Plan::all_finite, py::arg("grads"))
         .def("__len__", &Plan::size)
         .def_property_readonly("numel", &Plan::numel)

@@ -10,6 +10,8 @@ distinct, cache-line-aligned offsets within a page, one per state slot.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 
 __all__ = ["SPREAD_MIN_BYTES", "spread_full_like"]
@@ -32,7 +34,9 @@ def spread_full_like(param: np.ndarray, value: float, slot: int) -> np.ndarray:
     offset = ((slot + 1) * _STRIDE) % PAGE
     raw = np.empty(param.nbytes + PAGE, np.uint8)
     start = (offset - raw.ctypes.data) % PAGE
-    order = "F" if param.flags.f_contiguous and not param.flags.c_contiguous else "C"
+    order: Literal["C", "F"] = (
+        "F" if param.flags.f_contiguous and not param.flags.c_contiguous else "C"
+    )
     out = raw[start : start + param.nbytes].view(param.dtype).reshape(param.shape, order=order)
     out[...] = value
     return out

@@ -8,12 +8,14 @@ from typing import Any
 from . import reference
 from .optimizer import (
     BACKEND_DOC,
+    FLAG,
     MAXIMIZE_DOC,
+    NONNEGATIVE,
     PARAMS_DOC,
+    UNIT_INTERVAL,
     Optimizer,
     Params,
-    check_flag,
-    check_range,
+    hyper_table,
 )
 
 __all__ = ["Adadelta"]
@@ -56,7 +58,13 @@ class Adadelta(Optimizer):
     kernel = "adadelta"
     state_names = ("square_avg", "acc_delta")
     scalar_names = ("step",)
-    hyper_names = ("lr", "rho", "eps", "weight_decay", "maximize")
+    hyperparameters = hyper_table(
+        lr=NONNEGATIVE,
+        rho=UNIT_INTERVAL,
+        eps=NONNEGATIVE,
+        weight_decay=NONNEGATIVE,
+        maximize=FLAG,
+    )
     reference = staticmethod(reference.adadelta)
 
     def __init__(
@@ -72,16 +80,6 @@ class Adadelta(Optimizer):
     ) -> None:
         defaults = dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize)
         super().__init__(params, defaults, backend=backend)
-
-    def _check_group(self, group: Mapping[str, Any]) -> None:
-        check_range(group, "lr")
-        check_range(group, "rho", 0.0, 1.0)
-        check_range(group, "eps")
-        check_range(group, "weight_decay")
-        check_flag(group, "maximize")
-
-    def _hyper(self, g: Mapping[str, Any]) -> tuple[Any, ...]:
-        return (g["lr"], g["rho"], g["eps"], g["weight_decay"], g["maximize"])
 
     def _state_keys(self, group: Mapping[str, Any]) -> tuple[str, ...]:
         return ("step", "square_avg", "acc_delta")

@@ -8,12 +8,13 @@ from typing import Any
 from . import reference
 from .optimizer import (
     BACKEND_DOC,
+    FLAG,
     MAXIMIZE_DOC,
+    NONNEGATIVE,
     PARAMS_DOC,
     Optimizer,
     Params,
-    check_flag,
-    check_range,
+    hyper_table,
 )
 
 __all__ = ["Adagrad"]
@@ -57,7 +58,15 @@ class Adagrad(Optimizer):
     kernel = "adagrad"
     state_names = ("sum",)
     scalar_names = ("step",)
-    hyper_names = ("lr", "lr_decay", "weight_decay", "eps", "maximize")
+    hyperparameters = hyper_table(
+        lr=NONNEGATIVE,
+        lr_decay=NONNEGATIVE,
+        weight_decay=NONNEGATIVE,
+        initial_accumulator_value=NONNEGATIVE,
+        eps=NONNEGATIVE,
+        maximize=FLAG,
+    )
+    initial_state_keys = ("initial_accumulator_value",)
     reference = staticmethod(reference.adagrad)
     eager_state = True
 
@@ -82,17 +91,6 @@ class Adagrad(Optimizer):
             maximize=maximize,
         )
         super().__init__(params, defaults, backend=backend)
-
-    def _check_group(self, group: Mapping[str, Any]) -> None:
-        check_range(group, "lr")
-        check_range(group, "lr_decay")
-        check_range(group, "weight_decay")
-        check_range(group, "initial_accumulator_value")
-        check_range(group, "eps")
-        check_flag(group, "maximize")
-
-    def _hyper(self, g: Mapping[str, Any]) -> tuple[Any, ...]:
-        return (g["lr"], g["lr_decay"], g["weight_decay"], g["eps"], g["maximize"])
 
     def _state_keys(self, group: Mapping[str, Any]) -> tuple[str, ...]:
         return ("step", "sum")

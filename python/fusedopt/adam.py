@@ -8,13 +8,14 @@ from typing import Any
 from . import reference
 from .optimizer import (
     BACKEND_DOC,
+    BETAS,
+    FLAG,
     MAXIMIZE_DOC,
+    NONNEGATIVE,
     PARAMS_DOC,
     Optimizer,
     Params,
-    check_betas,
-    check_flag,
-    check_range,
+    hyper_table,
 )
 
 __all__ = ["ADAM_ARGS_DOC", "Adam"]
@@ -32,6 +33,7 @@ class Adam(Optimizer):
 
         if maximize: g_t = -g_t
         if weight_decay != 0: g_t = g_t + weight_decay * p      (L2, coupled)
+                           (decoupled_weight_decay: p = p * (1 - lr * weight_decay))
         m_t = beta1 * m_(t-1) + (1 - beta1) * g_t
         v_t = beta2 * v_(t-1) + (1 - beta2) * g_t^2
         if amsgrad: v_max = max(v_max, v_t); use v_max for v_t below
@@ -43,6 +45,8 @@ class Adam(Optimizer):
         {ADAM_ARGS_DOC}
         weight_decay: L2 penalty added to the gradient (default 0).
         {MAXIMIZE_DOC}
+        decoupled_weight_decay: decay the parameter directly, as :class:`AdamW` does,
+            instead of adding the L2 penalty to the gradient (default False; as in torch).
         {BACKEND_DOC}
 
     State per parameter: ``step``, ``exp_avg``, ``exp_avg_sq``; with amsgrad ``max_exp_avg_sq``.
@@ -59,19 +63,16 @@ class Adam(Optimizer):
     kernel = "adam"
     state_names = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
     scalar_names = ("step",)
-    hyper_names = (
-        "lr",
-        "beta1",
-        "beta2",
-        "eps",
-        "weight_decay",
-        "amsgrad",
-        "maximize",
-        "decoupled",
+    hyperparameters = hyper_table(
+        lr=NONNEGATIVE,
+        betas=BETAS,
+        eps=NONNEGATIVE,
+        weight_decay=NONNEGATIVE,
+        amsgrad=FLAG,
+        maximize=FLAG,
+        decoupled_weight_decay=FLAG,
     )
     reference = staticmethod(reference.adam)
-    #: AdamW's decoupled weight decay instead of Adam's L2 penalty.
-    decoupled = False
 
     def __init__(
         self,
@@ -83,6 +84,7 @@ class Adam(Optimizer):
         amsgrad: bool = False,
         *,
         maximize: bool = False,
+        decoupled_weight_decay: bool = False,
         backend: str = "fused",
     ) -> None:
         defaults = dict(
@@ -92,29 +94,9 @@ class Adam(Optimizer):
             weight_decay=weight_decay,
             amsgrad=amsgrad,
             maximize=maximize,
+            decoupled_weight_decay=decoupled_weight_decay,
         )
         super().__init__(params, defaults, backend=backend)
-
-    def _check_group(self, group: Mapping[str, Any]) -> None:
-        check_range(group, "lr")
-        check_range(group, "eps")
-        check_betas(group)
-        check_range(group, "weight_decay")
-        check_flag(group, "amsgrad")
-        check_flag(group, "maximize")
-
-    def _hyper(self, g: Mapping[str, Any]) -> tuple[Any, ...]:
-        b1, b2 = g["betas"]
-        return (
-            g["lr"],
-            b1,
-            b2,
-            g["eps"],
-            g["weight_decay"],
-            g["amsgrad"],
-            g["maximize"],
-            self.decoupled,
-        )
 
     def _state_keys(self, group: Mapping[str, Any]) -> tuple[str, ...]:
         keys = ("exp_avg", "exp_avg_sq", "step")

@@ -8,13 +8,14 @@ from typing import Any
 from . import reference
 from .optimizer import (
     BACKEND_DOC,
+    BETAS,
+    FLAG,
     MAXIMIZE_DOC,
+    NONNEGATIVE,
     PARAMS_DOC,
     Optimizer,
     Params,
-    check_betas,
-    check_flag,
-    check_range,
+    hyper_table,
 )
 
 __all__ = ["Adamax"]
@@ -56,7 +57,13 @@ class Adamax(Optimizer):
     kernel = "adamax"
     state_names = ("exp_avg", "exp_inf")
     scalar_names = ("step",)
-    hyper_names = ("lr", "beta1", "beta2", "eps", "weight_decay", "maximize")
+    hyperparameters = hyper_table(
+        lr=NONNEGATIVE,
+        betas=BETAS,
+        eps=NONNEGATIVE,
+        weight_decay=NONNEGATIVE,
+        maximize=FLAG,
+    )
     reference = staticmethod(reference.adamax)
 
     def __init__(
@@ -72,17 +79,6 @@ class Adamax(Optimizer):
     ) -> None:
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, maximize=maximize)
         super().__init__(params, defaults, backend=backend)
-
-    def _check_group(self, group: Mapping[str, Any]) -> None:
-        check_range(group, "lr")
-        check_betas(group)
-        check_range(group, "eps")
-        check_range(group, "weight_decay")
-        check_flag(group, "maximize")
-
-    def _hyper(self, g: Mapping[str, Any]) -> tuple[Any, ...]:
-        b1, b2 = g["betas"]
-        return (g["lr"], b1, b2, g["eps"], g["weight_decay"], g["maximize"])
 
     def _state_keys(self, group: Mapping[str, Any]) -> tuple[str, ...]:
         return ("step", "exp_avg", "exp_inf")

@@ -29,10 +29,9 @@ class AdamW(Adam):
         {MAXIMIZE_DOC}
         {BACKEND_DOC}
 
-    State per parameter: as :class:`Adam`. The fused kernel is Adam's, with decoupled decay.
+    State per parameter: as :class:`Adam`. This is ``Adam(..., decoupled_weight_decay=True)``
+    (the group key is ``True``), as in torch.
     """
-
-    decoupled = True
 
     def __init__(
         self,
@@ -47,5 +46,13 @@ class AdamW(Adam):
         backend: str = "fused",
     ) -> None:
         super().__init__(
-            params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize, backend=backend
+            params,
+            lr,
+            betas,
+            eps,
+            weight_decay,
+            amsgrad,
+            maximize=maximize,
+            decoupled_weight_decay=True,
+            backend=backend,
         )

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from . import reference
 from .optimizer import (
     BACKEND_DOC,
+    BETAS,
+    FLAG,
     MAXIMIZE_DOC,
+    NONNEGATIVE,
     PARAMS_DOC,
     Optimizer,
     Params,
-    check_betas,
-    check_flag,
-    check_range,
+    hyper_table,
 )
 
 __all__ = ["Lion"]
@@ -60,7 +58,12 @@ class Lion(Optimizer):
     kernel = "lion"
     state_names = ("exp_avg",)
     scalar_names = ()
-    hyper_names = ("lr", "beta1", "beta2", "weight_decay", "maximize")
+    hyperparameters = hyper_table(
+        lr=NONNEGATIVE,
+        betas=BETAS,
+        weight_decay=NONNEGATIVE,
+        maximize=FLAG,
+    )
     reference = staticmethod(reference.lion)
 
     def __init__(
@@ -75,13 +78,3 @@ class Lion(Optimizer):
     ) -> None:
         defaults = dict(lr=lr, betas=betas, weight_decay=weight_decay, maximize=maximize)
         super().__init__(params, defaults, backend=backend)
-
-    def _check_group(self, group: Mapping[str, Any]) -> None:
-        check_range(group, "lr")
-        check_betas(group)
-        check_range(group, "weight_decay")
-        check_flag(group, "maximize")
-
-    def _hyper(self, g: Mapping[str, Any]) -> tuple[Any, ...]:
-        b1, b2 = g["betas"]
-        return (g["lr"], b1, b2, g["weight_decay"], g["maximize"])

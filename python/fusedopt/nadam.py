@@ -8,13 +8,14 @@ from typing import Any
 from . import reference
 from .optimizer import (
     BACKEND_DOC,
+    BETAS,
+    FLAG,
     MAXIMIZE_DOC,
+    NONNEGATIVE,
     PARAMS_DOC,
     Optimizer,
     Params,
-    check_betas,
-    check_flag,
-    check_range,
+    hyper_table,
 )
 
 __all__ = ["NAdam"]
@@ -65,15 +66,14 @@ class NAdam(Optimizer):
     kernel = "nadam"
     state_names = ("exp_avg", "exp_avg_sq")
     scalar_names = ("step", "mu_product")
-    hyper_names = (
-        "lr",
-        "beta1",
-        "beta2",
-        "eps",
-        "weight_decay",
-        "momentum_decay",
-        "decoupled",
-        "maximize",
+    hyperparameters = hyper_table(
+        lr=NONNEGATIVE,
+        betas=BETAS,
+        eps=NONNEGATIVE,
+        weight_decay=NONNEGATIVE,
+        momentum_decay=NONNEGATIVE,
+        decoupled_weight_decay=FLAG,
+        maximize=FLAG,
     )
     reference = staticmethod(reference.nadam)
 
@@ -100,28 +100,6 @@ class NAdam(Optimizer):
             maximize=maximize,
         )
         super().__init__(params, defaults, backend=backend)
-
-    def _check_group(self, group: Mapping[str, Any]) -> None:
-        check_range(group, "lr")
-        check_range(group, "eps")
-        check_betas(group)
-        check_range(group, "weight_decay")
-        check_range(group, "momentum_decay")
-        check_flag(group, "decoupled_weight_decay")
-        check_flag(group, "maximize")
-
-    def _hyper(self, g: Mapping[str, Any]) -> tuple[Any, ...]:
-        b1, b2 = g["betas"]
-        return (
-            g["lr"],
-            b1,
-            b2,
-            g["eps"],
-            g["weight_decay"],
-            g["momentum_decay"],
-            g["decoupled_weight_decay"],
-            g["maximize"],
-        )
 
     def _initial_value(self, name: str, group: Mapping[str, Any]) -> float:
         return 1.0 if name == "mu_product" else 0.0

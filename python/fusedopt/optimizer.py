@@ -10,6 +10,7 @@ and tensor, ``state_dict`` / ``load_state_dict``, ``add_param_group`` and the
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import numbers
@@ -23,7 +24,19 @@ import numpy as np
 from . import _core
 from ._memory import spread_full_like
 
-__all__ = ["BACKENDS", "Optimizer", "ParamGroup", "Params"]
+__all__ = [
+    "ANY_REAL",
+    "BACKENDS",
+    "BETAS",
+    "FLAG",
+    "NONNEGATIVE",
+    "UNIT_INTERVAL",
+    "Check",
+    "Optimizer",
+    "ParamGroup",
+    "Params",
+    "hyper_table",
+]
 
 ParamGroup = dict[str, Any]
 Params = Sequence[np.ndarray] | Sequence[ParamGroup]
@@ -87,6 +100,26 @@ def check_betas(group: Mapping[str, Any], name: str = "betas") -> None:
         check_range(group, f"{name}[{i}]", 0.0, 1.0, high_open=True, value=b)
 
 
+#: A hyperparameter's check: ``check(group, name)`` raises ValueError/TypeError for a bad
+#: ``group[name]``.
+Check = Callable[[Mapping[str, Any], str], None]
+#: A finite real number >= 0 (learning rates, eps, weight decay, momentum, ...).
+NONNEGATIVE: Check = check_range
+#: A finite real number in [0, 1].
+UNIT_INTERVAL: Check = functools.partial(check_range, low=0.0, high=1.0)
+#: Any finite real number.
+ANY_REAL: Check = functools.partial(check_range, low=-math.inf)
+#: A bool.
+FLAG: Check = check_flag
+#: A pair of real numbers in [0, 1); the kernel reads it as two values.
+BETAS: Check = check_betas
+
+
+def hyper_table(**checks: Check) -> Mapping[str, Check]:
+    """An algorithm's hyperparameters with their checks, in the kernel's order (read-only)."""
+    return MappingProxyType(checks)
+
+
 class _StateView(Mapping[int, Mapping[str, np.ndarray]]):
     """Read-only per-parameter state, by parameter index or by the parameter array itself."""
 
@@ -103,7 +136,7 @@ class _StateView(Mapping[int, Mapping[str, np.ndarray]]):
             return int(key)
         raise KeyError(key)
 
-    def __getitem__(self, key: int | np.ndarray) -> Mapping[str, np.ndarray]:  # type: ignore[override]
+    def __getitem__(self, key: int | np.ndarray) -> Mapping[str, np.ndarray]:
         state = self._opt._state[self._index(key)]
         if not state:
             raise KeyError(key)
@@ -119,8 +152,9 @@ class _StateView(Mapping[int, Mapping[str, np.ndarray]]):
 class Optimizer:
     """Base class of fusedopt's optimizers (the torch.optim.Optimizer of NumPy arrays).
 
-    Subclasses set the class attributes below and implement ``_check_group`` and
-    ``_hyper``; ``_state_keys``, ``_initial_value`` may be refined.
+    Subclasses set the class attributes below (the kernel, the state, and a table of
+    their hyperparameters with the check of each); ``_check_group`` (for rules that tie
+    hyperparameters together), ``_state_keys`` and ``_initial_value`` may be refined.
 
     Attributes:
         param_groups: list of dicts with ``"params"`` and every hyperparameter; a
@@ -154,13 +188,27 @@ class Optimizer:
     state_names: ClassVar[tuple[str, ...]] = ()
     #: Per-parameter scalar state, kept as float64 arrays of shape (), in the kernel's order.
     scalar_names: ClassVar[tuple[str, ...]] = ("step",)
-    #: The kernel's hyperparameters in order; also the keyword names of ``reference``.
+    #: Every hyperparameter of a param group with its check, in the kernel's order.
+    hyperparameters: ClassVar[Mapping[str, Check]]
+    #: Hyperparameters that only set the initial state; the kernel does not read them.
+    initial_state_keys: ClassVar[tuple[str, ...]] = ()
+    #: The hyperparameters the kernel reads, in its order (derived from the two above);
+    #: also the keyword names of ``reference``.
     hyper_names: ClassVar[tuple[str, ...]]
+    _hyper_keys: ClassVar[list[tuple[str, int]]]
     #: The NumPy reference: ``reference(param, grad, state, **hyper)`` updates in place.
     reference: ClassVar[Callable[..., None]]
     #: Create the state when parameters are added rather than at their first step
     #: (torch's Adagrad has its ``sum`` from construction).
     eager_state: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        table = cls.__dict__.get("hyperparameters")
+        if table is not None:
+            cls.hyper_names = tuple(k for k in table if k not in cls.initial_state_keys)
+            # what the native Plan reads from each group: key and number of values
+            cls._hyper_keys = [(k, 2 if table[k] is BETAS else 1) for k in cls.hyper_names]
 
     def __init__(
         self, params: Params, defaults: Mapping[str, Any], *, backend: str = "fused"
@@ -226,8 +274,8 @@ class Optimizer:
         check_no_overlap(params)
         groups = self.param_groups + new_groups
         group_of = [gi for gi, g in enumerate(groups) for _ in g["params"]]
-        # checks dtype, layout and overlap; names the hyperparameters in its errors
-        plan = _core.Plan(self.kernel, params, group_of, len(groups), list(self.hyper_names))
+        # checks dtype, layout and overlap; reads the hyperparameters by key at each step
+        plan = _core.Plan(self.kernel, params, group_of, len(groups), self._hyper_keys)
         self.param_groups = groups
         self._params = params
         self._state.extend({} for _ in range(len(params) - len(self._state)))
@@ -244,11 +292,8 @@ class Optimizer:
     # ------------------------------------------------------- algorithm hooks
     def _check_group(self, group: Mapping[str, Any]) -> None:
         """Raises ValueError/TypeError for a bad hyperparameter in ``group``."""
-        raise NotImplementedError
-
-    def _hyper(self, group: Mapping[str, Any]) -> tuple[Any, ...]:
-        """The kernel's hyperparameters for ``group``, in the order of ``hyper_names``."""
-        raise NotImplementedError
+        for name, check in self.hyperparameters.items():
+            check(group, name)
 
     def _state_keys(self, group: Mapping[str, Any]) -> tuple[str, ...]:
         """The state (array and scalar) names a step of ``group`` uses."""
@@ -294,27 +339,27 @@ class Optimizer:
         written; they are never modified. Returns None.
         """
         with self._lock:
-            hypers = [self._hyper(g) for g in self.param_groups]
-            layout = [self._state_keys(g) for g in self.param_groups]
+            groups = self.param_groups
+            layout = [self._state_keys(g) for g in groups]
             if layout != self._layout:
-                self._plan.checked_grads(grads, hypers)  # refuse bad input before creating state
+                self._plan.checked_grads(grads, groups)  # refuse bad input before creating state
                 if self._skip_nonfinite and not self._plan.all_finite(grads):
                     self.skipped_steps += 1
                     return
                 self._build_state(layout)
             if self.backend == "fused":
-                if not self._plan.step(grads, hypers, self._skip_nonfinite):
+                if not self._plan.step(grads, groups, self._skip_nonfinite):
                     self.skipped_steps += 1
                 return
-            checked = self._plan.checked_grads(grads, hypers)
+            checked = self._plan.checked_grads(grads, groups)
             if self._skip_nonfinite and not self._plan.all_finite(checked):
                 self.skipped_steps += 1
                 return
             i = 0
             # np.seterr(all="raise") must not stop a step half-way, with some params updated.
             with np.errstate(all="ignore"):
-                for group, hyper in zip(self.param_groups, hypers, strict=True):
-                    kwargs = dict(zip(self.hyper_names, hyper, strict=True))
+                for group in groups:
+                    kwargs = {k: group[k] for k in self.hyper_names}
                     for p in group["params"]:
                         type(self).reference(p, checked[i], self._state[i], **kwargs)
                         i += 1

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from . import reference
 from .optimizer import (
     BACKEND_DOC,
+    BETAS,
+    FLAG,
     MAXIMIZE_DOC,
+    NONNEGATIVE,
     PARAMS_DOC,
     Optimizer,
     Params,
-    check_betas,
-    check_flag,
-    check_range,
+    hyper_table,
 )
 
 __all__ = ["RAdam"]
@@ -70,7 +68,14 @@ class RAdam(Optimizer):
     kernel = "radam"
     state_names = ("exp_avg", "exp_avg_sq")
     scalar_names = ("step",)
-    hyper_names = ("lr", "beta1", "beta2", "eps", "weight_decay", "decoupled", "maximize")
+    hyperparameters = hyper_table(
+        lr=NONNEGATIVE,
+        betas=BETAS,
+        eps=NONNEGATIVE,
+        weight_decay=NONNEGATIVE,
+        decoupled_weight_decay=FLAG,
+        maximize=FLAG,
+    )
     reference = staticmethod(reference.radam)
 
     def __init__(
@@ -94,23 +99,3 @@ class RAdam(Optimizer):
             maximize=maximize,
         )
         super().__init__(params, defaults, backend=backend)
-
-    def _check_group(self, group: Mapping[str, Any]) -> None:
-        check_range(group, "lr")
-        check_range(group, "eps")
-        check_betas(group)
-        check_range(group, "weight_decay")
-        check_flag(group, "decoupled_weight_decay")
-        check_flag(group, "maximize")
-
-    def _hyper(self, g: Mapping[str, Any]) -> tuple[Any, ...]:
-        b1, b2 = g["betas"]
-        return (
-            g["lr"],
-            b1,
-            b2,
-            g["eps"],
-            g["weight_decay"],
-            g["decoupled_weight_decay"],
-            g["maximize"],
-        )

@@ -8,12 +8,14 @@ from typing import Any
 from . import reference
 from .optimizer import (
     BACKEND_DOC,
+    FLAG,
     MAXIMIZE_DOC,
+    NONNEGATIVE,
     PARAMS_DOC,
+    UNIT_INTERVAL,
     Optimizer,
     Params,
-    check_flag,
-    check_range,
+    hyper_table,
 )
 
 __all__ = ["RMSprop"]
@@ -66,7 +68,15 @@ class RMSprop(Optimizer):
     kernel = "rmsprop"
     state_names = ("square_avg", "momentum_buffer", "grad_avg")
     scalar_names = ("step",)
-    hyper_names = ("lr", "alpha", "eps", "weight_decay", "momentum", "centered", "maximize")
+    hyperparameters = hyper_table(
+        lr=NONNEGATIVE,
+        alpha=UNIT_INTERVAL,
+        eps=NONNEGATIVE,
+        weight_decay=NONNEGATIVE,
+        momentum=NONNEGATIVE,
+        centered=FLAG,
+        maximize=FLAG,
+    )
     reference = staticmethod(reference.rmsprop)
 
     def __init__(
@@ -92,26 +102,6 @@ class RMSprop(Optimizer):
             maximize=maximize,
         )
         super().__init__(params, defaults, backend=backend)
-
-    def _check_group(self, group: Mapping[str, Any]) -> None:
-        check_range(group, "lr")
-        check_range(group, "alpha", 0.0, 1.0)
-        check_range(group, "eps")
-        check_range(group, "weight_decay")
-        check_range(group, "momentum")
-        check_flag(group, "centered")
-        check_flag(group, "maximize")
-
-    def _hyper(self, g: Mapping[str, Any]) -> tuple[Any, ...]:
-        return (
-            g["lr"],
-            g["alpha"],
-            g["eps"],
-            g["weight_decay"],
-            g["momentum"],
-            g["centered"],
-            g["maximize"],
-        )
 
     def _state_keys(self, group: Mapping[str, Any]) -> tuple[str, ...]:
         keys: tuple[str, ...] = ("step", "square_avg")

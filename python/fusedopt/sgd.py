@@ -7,13 +7,15 @@ from typing import Any
 
 from . import reference
 from .optimizer import (
+    ANY_REAL,
     BACKEND_DOC,
+    FLAG,
     MAXIMIZE_DOC,
+    NONNEGATIVE,
     PARAMS_DOC,
     Optimizer,
     Params,
-    check_flag,
-    check_range,
+    hyper_table,
 )
 
 __all__ = ["SGD"]
@@ -56,7 +58,14 @@ class SGD(Optimizer):
     kernel = "sgd"
     state_names = ("momentum_buffer",)
     scalar_names = ("step",)
-    hyper_names = ("lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize")
+    hyperparameters = hyper_table(
+        lr=NONNEGATIVE,
+        momentum=NONNEGATIVE,
+        dampening=ANY_REAL,
+        weight_decay=NONNEGATIVE,
+        nesterov=FLAG,
+        maximize=FLAG,
+    )
     reference = staticmethod(reference.sgd)
 
     def __init__(
@@ -82,24 +91,9 @@ class SGD(Optimizer):
         super().__init__(params, defaults, backend=backend)
 
     def _check_group(self, group: Mapping[str, Any]) -> None:
-        check_range(group, "lr")
-        check_range(group, "momentum")
-        check_range(group, "dampening", -float("inf"))
-        check_range(group, "weight_decay")
-        check_flag(group, "nesterov")
-        check_flag(group, "maximize")
+        super()._check_group(group)
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError("nesterov momentum requires a momentum > 0 and zero dampening")
-
-    def _hyper(self, g: Mapping[str, Any]) -> tuple[Any, ...]:
-        return (
-            g["lr"],
-            g["momentum"],
-            g["dampening"],
-            g["weight_decay"],
-            g["nesterov"],
-            g["maximize"],
-        )
 
     def _state_keys(self, group: Mapping[str, Any]) -> tuple[str, ...]:
         return ("momentum_buffer", "step") if group["momentum"] != 0 else ()

@@ -15,23 +15,23 @@ def adam(
     state: dict[str, np.ndarray],
     *,
     lr: float,
-    beta1: float,
-    beta2: float,
+    betas: tuple[float, float],
     eps: float,
     weight_decay: float,
     amsgrad: bool,
     maximize: bool,
-    decoupled: bool,
+    decoupled_weight_decay: bool,
 ) -> None:
-    """One Adam (``decoupled=False``) or AdamW (``decoupled=True``) step on ``param``, in place.
+    """One Adam step on ``param``, in place; AdamW's with ``decoupled_weight_decay=True``.
 
     ``state`` holds ``step``, ``exp_avg``, ``exp_avg_sq`` and, with amsgrad, ``max_exp_avg_sq``.
     """
+    beta1, beta2 = betas
     g = -grad if maximize else grad
     state["step"] += 1
     t = float(state["step"])
     if weight_decay != 0:
-        if decoupled:
+        if decoupled_weight_decay:
             param *= 1 - lr * weight_decay
         else:
             g = g + weight_decay * param

@@ -13,8 +13,7 @@ def adamax(
     state: dict[str, np.ndarray],
     *,
     lr: float,
-    beta1: float,
-    beta2: float,
+    betas: tuple[float, float],
     eps: float,
     weight_decay: float,
     maximize: bool,
@@ -23,6 +22,7 @@ def adamax(
 
     ``state`` holds ``step``, ``exp_avg`` and ``exp_inf``.
     """
+    beta1, beta2 = betas
     g = -grad if maximize else grad
     state["step"] += 1
     t = float(state["step"])

@@ -13,8 +13,7 @@ def lion(
     state: dict[str, np.ndarray],
     *,
     lr: float,
-    beta1: float,
-    beta2: float,
+    betas: tuple[float, float],
     weight_decay: float,
     maximize: bool,
 ) -> None:
@@ -22,6 +21,7 @@ def lion(
 
     ``numpy.sign`` gives sign(0) = 0 and sign(NaN) = NaN.
     """
+    beta1, beta2 = betas
     g = -grad if maximize else grad
     m = state["exp_avg"]
     update = np.sign(beta1 * m + (1 - beta1) * g)

@@ -13,23 +13,23 @@ def nadam(
     state: dict[str, np.ndarray],
     *,
     lr: float,
-    beta1: float,
-    beta2: float,
+    betas: tuple[float, float],
     eps: float,
     weight_decay: float,
     momentum_decay: float,
-    decoupled: bool,
+    decoupled_weight_decay: bool,
     maximize: bool,
 ) -> None:
     """One NAdam step on ``param``, in place.
 
     ``state`` holds ``step``, ``mu_product`` (float64 scalars), ``exp_avg`` and ``exp_avg_sq``.
     """
+    beta1, beta2 = betas
     g = -grad if maximize else grad
     state["step"] += 1
     t = float(state["step"])
     if weight_decay != 0:
-        if decoupled:
+        if decoupled_weight_decay:
             param *= 1 - lr * weight_decay
         else:
             g = g + weight_decay * param

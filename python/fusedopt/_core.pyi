@@ -1,0 +1,94 @@
+"""Type stubs of the compiled extension ``fusedopt._core`` (cpp/src/*.cpp).
+
+Users reach it through the classes of :mod:`fusedopt`; ``build_info``,
+``get_num_threads`` and ``set_num_threads`` are re-exported there, ``traffic`` and
+``triad`` serve :mod:`fusedopt.bench`.
+"""
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+#: Names of the fused kernels built in (one per algorithm; AdamW runs "adam").
+kernels: tuple[str, ...]
+
+class Plan:
+    """The parameters and state of one optimizer, stepped by a fused kernel in one call.
+
+    Checks dtypes, layouts and overlaps when built and when its state is set, re-checks
+    every array at each call, and runs the kernel without the GIL.
+    """
+
+    def __init__(
+        self,
+        kernel: str,
+        params: Sequence[np.ndarray],
+        group_of: Sequence[int],
+        n_groups: int,
+        hyper_keys: Sequence[tuple[str, int]],
+    ) -> None:
+        """``group_of[i]``: the param group of ``params[i]``; ``hyper_keys``: the group keys
+        the kernel reads, in its order, each with its number of values (2 for ``betas``)."""
+
+    def set_state(
+        self,
+        state: Sequence[Sequence[np.ndarray | None]],
+        scalars: Sequence[Sequence[np.ndarray | None]],
+    ) -> None:
+        """Per parameter: its state arrays and its float64 scalar state (None where unused)."""
+
+    def step(
+        self,
+        grads: Sequence[np.ndarray],
+        param_groups: Sequence[Mapping[str, Any]],
+        skip_nonfinite: bool = False,
+    ) -> bool:
+        """One step of every parameter; False when skipped for a non-finite grad."""
+
+    def checked_grads(
+        self,
+        grads: Sequence[np.ndarray],
+        param_groups: Sequence[Mapping[str, Any]] | None = None,
+    ) -> list[np.ndarray]:
+        """The grads as the kernel would read them (checked; copied to the parameter's layout
+        where it differs); the groups' hyperparameters are checked too when given."""
+
+    def all_finite(self, grads: Sequence[np.ndarray]) -> bool:
+        """Whether every grad is free of inf and NaN (grads checked as by ``step``)."""
+
+    def __len__(self) -> int: ...
+    @property
+    def numel(self) -> int:
+        """Elements over all parameters."""
+
+    @property
+    def kernel(self) -> str:
+        """The kernel's name."""
+
+def build_info() -> dict[str, Any]:
+    """How the extension was built: OpenMP, vector instruction sets, compiler, threads."""
+
+def get_num_threads() -> int:
+    """Threads a fused step may use (``OMP_NUM_THREADS`` at import by default)."""
+
+def set_num_threads(n: int) -> None:
+    """Sets the threads a fused step may use (no effect without OpenMP)."""
+
+def traffic(
+    inplace: Sequence[np.ndarray],
+    readonly: Sequence[np.ndarray] = (),
+    scale: float = 0.5,
+    repeat: int = 1,
+) -> None:
+    """The bandwidth kernel with an optimizer's read/write pattern, through the optimizers'
+    parallel loop: ``x = sum(readonly)``; every ``inplace[k] = inplace[k] * scale + x``."""
+
+def triad(
+    a: np.ndarray | Sequence[np.ndarray],
+    b: np.ndarray | Sequence[np.ndarray],
+    c: np.ndarray | Sequence[np.ndarray],
+    scale: float = 3.0,
+    repeat: int = 1,
+) -> None:
+    """The STREAM triad ``a = b + scale * c`` through the optimizers' parallel loop."""
