@@ -215,10 +215,11 @@ def test_run_benchmarks_json(tmp_path: Path) -> None:
         for key in (
             "case", "optimizer", "dtype", "threads", "pattern", "bytes_per_step", "fused_s",
             "numpy_s", "torch_s", "limit_s", "fused_gbs", "limit_gbs", "pct_of_limit",
-            "speedup_numpy", "speedup_torch", "checked",
+            "limit_same_s", "pct_of_same", "speedup_numpy", "speedup_torch", "checked",
         ):  # fmt: skip
             assert key in r
         assert r["fused_s"] > 0 and r["numpy_s"] > 0 and r["limit_s"] > 0
+        assert r["limit_same_s"] > 0
         assert r["torch_s"] is None
         assert r["checked"] == ["numpy", "fused"]
         itemsize = 4 if r["dtype"] == "float32" else 8
@@ -291,3 +292,34 @@ def test_apart_staggers_page_offsets(dtype) -> None:
     assert len(inplace) == 3 and len(readonly) == 1 and len(inplace[0]) == 2
     _core.traffic(inplace, readonly, 0.5)
     assert np.all(inplace[2][1] == 1.5)
+
+
+def test_step_traffic_arrays_are_the_steps_own_arrays() -> None:
+    """The same-arrays limit sweeps the caller's params (in place) and grads, plus one
+    state-like array per state slot; one sweep computes a = a * s + g exactly."""
+    rng = np.random.default_rng(5)
+    params = [rng.standard_normal((40, 30)), rng.standard_normal(7)]
+    grads = [rng.standard_normal(p.shape) for p in params]
+    before = [p.copy() for p in params]
+    inplace, readonly = bench.step_traffic_arrays(bench.Pattern(4, 3), params, grads)
+    assert len(inplace) == 3 and len(readonly) == 1
+    for mine, p in zip(inplace[0], params, strict=True):
+        assert np.shares_memory(mine, p)
+    for k in (1, 2):
+        for mine, p in zip(inplace[k], params, strict=True):
+            assert mine.size == p.size and not np.shares_memory(mine, p)
+    _core.traffic(inplace, readonly, 0.5)
+    for p, p0, g in zip(params, before, grads, strict=True):
+        np.testing.assert_array_equal(p, p0 * 0.5 + g)
+    for state, g in zip(inplace[1], grads, strict=True):
+        np.testing.assert_array_equal(state, 0.5 + g.reshape(-1))  # started at 1.0
+
+
+def test_runner_without_copy_steps_the_given_arrays() -> None:
+    params = [np.ones(5)]
+    runner = bench.FusedRunner(
+        bench.variants(["sgd"])[0], params, [np.ones(5)], "fused", copy=False
+    )
+    runner.step()
+    assert runner.params[0] is params[0]
+    np.testing.assert_allclose(params[0], 1 - 1e-3)

@@ -55,6 +55,7 @@ import numpy as np
 
 import fusedopt
 from fusedopt import _core
+from fusedopt._memory import spread_full_like
 
 __all__ = [
     "BACKENDS",
@@ -85,6 +86,7 @@ __all__ = [
     "run_bench_cli",
     "run_benchmarks",
     "size_case",
+    "step_traffic_arrays",
     "sweep_seconds",
     "torch_module",
     "traffic_arrays",
@@ -308,7 +310,8 @@ def torch_module() -> Any | None:
 
 
 class FusedRunner:
-    """A fusedopt optimizer (``backend`` "fused" or "numpy") over copies of the arrays."""
+    """A fusedopt optimizer (``backend`` "fused" or "numpy") over copies of the arrays
+    (with ``copy=False``: over the arrays themselves)."""
 
     def __init__(
         self,
@@ -316,10 +319,12 @@ class FusedRunner:
         params: Sequence[np.ndarray],
         grads: Sequence[np.ndarray],
         backend: str,
+        *,
+        copy: bool = True,
     ) -> None:
         self.variant = variant
         self.backend = backend
-        self.params = [p.copy() for p in params]
+        self.params = [p.copy() for p in params] if copy else list(params)
         self.grads = list(grads)
         self.opt = variant.make(self.params, backend)
         self.impl = backend
@@ -338,7 +343,8 @@ class FusedRunner:
 
 
 class TorchRunner:
-    """``torch.optim.<same name>`` over ``torch.from_numpy`` views of copies of the arrays.
+    """``torch.optim.<same name>`` over ``torch.from_numpy`` views of copies of the arrays
+    (with ``copy=False``: of the arrays themselves, which a trial step then changes).
 
     Uses ``fused=True`` where PyTorch has a fused CPU kernel for the class, else
     ``foreach=False`` (the single-tensor loop); ``impl`` says which.
@@ -350,6 +356,8 @@ class TorchRunner:
         params: Sequence[np.ndarray],
         grads: Sequence[np.ndarray],
         torch: Any,
+        *,
+        copy: bool = True,
     ) -> None:
         self.variant = variant
         self.backend = "torch"
@@ -362,8 +370,12 @@ class TorchRunner:
             raise LookupError(f"torch.optim has no {variant.cls.__name__}")
         self.grads = list(grads)
         last: Exception | None = None
+
+        def fresh() -> list[np.ndarray]:
+            return [p.copy() for p in params] if copy else list(params)
+
         for impl, extra in (("fused", {"fused": True}), ("foreach=False", {"foreach": False})):
-            self.params = [p.copy() for p in params]
+            self.params = fresh()
             self.tensors = [torch.from_numpy(p) for p in self.params]
             for t, g in zip(self.tensors, self.grads, strict=True):
                 t.grad = torch.from_numpy(g)
@@ -375,7 +387,7 @@ class TorchRunner:
                 continue
             self.impl = impl
             # restart from the initial values so that every backend starts alike
-            self.params = [p.copy() for p in params]
+            self.params = fresh()
             self.tensors = [torch.from_numpy(p) for p in self.params]
             for t, g in zip(self.tensors, self.grads, strict=True):
                 t.grad = torch.from_numpy(g)
@@ -572,6 +584,26 @@ def traffic_arrays(
     return roles[: pattern.writes], roles[pattern.writes :]
 
 
+def step_traffic_arrays(
+    pattern: Pattern, params: Sequence[np.ndarray], grads: Sequence[np.ndarray]
+) -> tuple[list[Any], list[Any]]:
+    """The ``inplace`` and ``readonly`` arguments of ``_core.traffic`` with ``pattern`` over
+    a step's own arrays: the parameters and ``writes - 1`` state-like arrays (allocated
+    as the optimizers allocate their state) in place, the grads read-only."""
+    if any(not p.flags.c_contiguous for p in params):
+        raise ValueError("the traffic kernel takes C-contiguous arrays")
+    roles: list[list[np.ndarray]] = [list(params)]
+    roles += [[spread_full_like(p, 1.0, k) for p in params] for k in range(pattern.writes - 1)]
+    roles += [list(grads)] * pattern.readonly
+
+    def flat(role: list[np.ndarray]) -> list[np.ndarray] | np.ndarray:
+        arrays = [a.reshape(-1) for a in role]
+        return arrays[0] if len(arrays) == 1 else arrays
+
+    out = [flat(r) for r in roles]
+    return out[: pattern.writes], out[pattern.writes :]
+
+
 def sweep_seconds(
     kernel: Callable[..., Any],
     *args: Any,
@@ -629,6 +661,7 @@ class Result:
     torch_s: float | None = None
     torch_impl: str | None = None
     limit_s: float | None = None
+    limit_same_s: float | None = None
     checked: list[str] = field(default_factory=list)
 
     def gbs(self, seconds: float | None) -> float | None:
@@ -653,6 +686,13 @@ class Result:
         return None
 
     @property
+    def pct_of_same(self) -> float | None:
+        """The fused step's bandwidth in % of the traffic kernel's over the same arrays."""
+        if self.fused_s and self.limit_same_s:
+            return 100.0 * self.limit_same_s / self.fused_s
+        return None
+
+    @property
     def speedup_numpy(self) -> float | None:
         """NumPy reference time / fused time."""
         return self.numpy_s / self.fused_s if self.fused_s and self.numpy_s else None
@@ -665,7 +705,14 @@ class Result:
     def to_dict(self) -> dict[str, Any]:
         """The fields plus the derived figures, for JSON."""
         d = asdict(self)
-        for k in ("fused_gbs", "limit_gbs", "pct_of_limit", "speedup_numpy", "speedup_torch"):
+        for k in (
+            "fused_gbs",
+            "limit_gbs",
+            "pct_of_limit",
+            "pct_of_same",
+            "speedup_numpy",
+            "speedup_torch",
+        ):
             d[k] = getattr(self, k)
         d["numpy_gbs"] = self.gbs(self.numpy_s)
         d["torch_gbs"] = self.gbs(self.torch_s)
@@ -848,6 +895,17 @@ class _Run:
             )
         return self.limits[key]
 
+    def limit_on(
+        self, pattern: Pattern, params: Sequence[np.ndarray], grads: Sequence[np.ndarray]
+    ) -> float:
+        """Seconds per sweep of the traffic kernel with ``pattern`` over the step's own
+        arrays: ``params`` (changed) and ``grads``, with state arrays placed as the
+        optimizers place theirs (:func:`fusedopt._memory.spread_full_like`)."""
+        inplace, readonly = step_traffic_arrays(pattern, params, grads)
+        return sweep_seconds(
+            _core.traffic, inplace, readonly, 0.5, repeats=self.repeats, min_time=self.min_time
+        )
+
     def unit(
         self,
         case: Case,
@@ -861,11 +919,20 @@ class _Run:
         if variant.id not in self.patterns:
             self.patterns[variant.id] = traffic_pattern(variant)
         pattern = self.patterns[variant.id]
-        params, grads = make_arrays(case, dtype, seed)
+        initial, grads = make_arrays(case, dtype, seed)
+        # Every implementation steps the same arrays (reset in between), so that none is
+        # favoured or hurt by where the allocator happened to put its copy.
+        params = [p.copy() for p in initial]
+
+        def reset() -> list[np.ndarray]:
+            for p, p0 in zip(params, initial, strict=True):
+                p[...] = p0
+            return params
+
         numpy_s = None
         if "numpy" in self.backends:
             _set_threads(1, self.torch)
-            numpy_s = self.time(FusedRunner(variant, params, grads, "numpy"))
+            numpy_s = self.time(FusedRunner(variant, reset(), grads, "numpy", copy=False))
             bar.update()
         for n in threads:
             _set_threads(n, self.torch)
@@ -884,21 +951,23 @@ class _Run:
             if numpy_s is not None and self.check:
                 res.checked.append("numpy")
             if "fused" in self.backends:
-                res.fused_s = self.time(FusedRunner(variant, params, grads, "fused"))
+                res.fused_s = self.time(FusedRunner(variant, reset(), grads, "fused", copy=False))
                 res.checked += ["fused"] if self.check else []
                 bar.update()
             if self.torch is not None:
                 try:
-                    runner = TorchRunner(variant, params, grads, self.torch)
+                    runner = TorchRunner(variant, reset(), grads, self.torch, copy=False)
                 except LookupError:
                     pass  # no such optimizer in torch.optim (Lion)
                 else:
+                    reset()  # undo the trial step
                     res.torch_impl = runner.impl
                     res.torch_s = self.time(runner)
                     res.checked += ["torch"] if self.check else []
                     del runner
                 bar.update()
             res.limit_s = self.limit(pattern, case, dtype, n)
+            res.limit_same_s = self.limit_on(pattern, reset(), grads)
             bar.update()
             self.results.append(res)
 
@@ -970,10 +1039,10 @@ def _fmt(value: float | None, spec: str, suffix: str = "") -> str:
 def format_table(report: Report) -> str:
     """The results as Markdown tables: optimizers, then the bandwidth kernels."""
     head = (
-        "| case | optimizer | pattern | dtype | threads | fused / step | GB/s | % of limit "
-        "| NumPy / step | vs NumPy | torch / step | vs torch |"
+        "| case | optimizer | pattern | dtype | threads | fused / step | GB/s | % of bus "
+        "| % same arrays | NumPy / step | vs NumPy | torch / step | vs torch |"
     )
-    lines = [head, "|" + "---|" * 12]
+    lines = [head, "|" + "---|" * 13]
     for r in report.results:
         torch_name = _fmt_time(r.torch_s)
         if r.torch_impl and r.torch_impl != "fused":
@@ -981,7 +1050,8 @@ def format_table(report: Report) -> str:
         lines.append(
             f"| {r.case} | {r.optimizer} | {r.pattern} | {r.dtype} | {r.threads} "
             f"| {_fmt_time(r.fused_s)} | {_fmt(r.fused_gbs, '.1f')} "
-            f"| {_fmt(r.pct_of_limit, '.0f', '%')} | {_fmt_time(r.numpy_s)} "
+            f"| {_fmt(r.pct_of_limit, '.0f', '%')} | {_fmt(r.pct_of_same, '.0f', '%')} "
+            f"| {_fmt_time(r.numpy_s)} "
             f"| {_fmt(r.speedup_numpy, '.1f', 'x')} | {torch_name} "
             f"| {_fmt(r.speedup_torch, '.2f', 'x')} |"
         )
@@ -1018,10 +1088,13 @@ def format_markdown(report: Report, command: str | None = None) -> str:
         f"- Load average (1, 5, 15 min) at start / end: {_loads(load)} / "
         f"{_loads(m.get('loadavg_end'))}.",
         "- Times are medians per step, from Python; GB/s counts each array read or written "
-        "once. % of limit: the fused step's bandwidth against the traffic kernel with the "
-        "same read/write pattern over the same tensors and threads, in this run, timed per "
-        "sweep without the cost of a call (for tiny steps it shows how much of a step is "
-        "fixed overhead; at 2^25 elements the traffic kernel runs at the bus limit).",
+        "once. Every implementation steps the same arrays. % of bus: the fused step's "
+        "bandwidth against the traffic kernel with the same read/write pattern over tensors "
+        "of the same shapes and threads, on arrays staggered within a page (at 2^25 elements: "
+        "the bus limit). % same arrays: against the traffic kernel over the step's own "
+        "params and grads (and state-like arrays placed as the optimizers place theirs), so "
+        "the layout of the caller's arrays is common to both. Both timed per sweep in this "
+        "run, without the cost of a call (for tiny steps they show the fixed overhead).",
     ]
     if command:
         lines += ["", "Command:", "", "```", command, "```"]
