@@ -78,8 +78,7 @@ class Adadelta(Optimizer):
         maximize: bool = False,
         backend: str = "fused",
     ) -> None:
-        defaults = dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize)
-        super().__init__(params, defaults, backend=backend)
+        super().__init__(params, locals(), backend=backend)
 
     def _state_keys(self, group: Mapping[str, Any]) -> tuple[str, ...]:
         return ("step", "square_avg", "acc_delta")

@@ -82,15 +82,7 @@ class Adagrad(Optimizer):
         maximize: bool = False,
         backend: str = "fused",
     ) -> None:
-        defaults = dict(
-            lr=lr,
-            lr_decay=lr_decay,
-            weight_decay=weight_decay,
-            initial_accumulator_value=initial_accumulator_value,
-            eps=eps,
-            maximize=maximize,
-        )
-        super().__init__(params, defaults, backend=backend)
+        super().__init__(params, locals(), backend=backend)
 
     def _state_keys(self, group: Mapping[str, Any]) -> tuple[str, ...]:
         return ("step", "sum")

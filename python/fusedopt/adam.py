@@ -87,16 +87,7 @@ class Adam(Optimizer):
         decoupled_weight_decay: bool = False,
         backend: str = "fused",
     ) -> None:
-        defaults = dict(
-            lr=lr,
-            betas=betas,
-            eps=eps,
-            weight_decay=weight_decay,
-            amsgrad=amsgrad,
-            maximize=maximize,
-            decoupled_weight_decay=decoupled_weight_decay,
-        )
-        super().__init__(params, defaults, backend=backend)
+        super().__init__(params, locals(), backend=backend)
 
     def _state_keys(self, group: Mapping[str, Any]) -> tuple[str, ...]:
         keys = ("exp_avg", "exp_avg_sq", "step")

@@ -77,8 +77,7 @@ class Adamax(Optimizer):
         maximize: bool = False,
         backend: str = "fused",
     ) -> None:
-        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, maximize=maximize)
-        super().__init__(params, defaults, backend=backend)
+        super().__init__(params, locals(), backend=backend)
 
     def _state_keys(self, group: Mapping[str, Any]) -> tuple[str, ...]:
         return ("step", "exp_avg", "exp_inf")

@@ -76,5 +76,4 @@ class Lion(Optimizer):
         maximize: bool = False,
         backend: str = "fused",
     ) -> None:
-        defaults = dict(lr=lr, betas=betas, weight_decay=weight_decay, maximize=maximize)
-        super().__init__(params, defaults, backend=backend)
+        super().__init__(params, locals(), backend=backend)

@@ -90,16 +90,7 @@ class NAdam(Optimizer):
         maximize: bool = False,
         backend: str = "fused",
     ) -> None:
-        defaults = dict(
-            lr=lr,
-            betas=betas,
-            eps=eps,
-            weight_decay=weight_decay,
-            momentum_decay=momentum_decay,
-            decoupled_weight_decay=decoupled_weight_decay,
-            maximize=maximize,
-        )
-        super().__init__(params, defaults, backend=backend)
+        super().__init__(params, locals(), backend=backend)
 
     def _initial_value(self, name: str, group: Mapping[str, Any]) -> float:
         return 1.0 if name == "mu_product" else 0.0

@@ -153,8 +153,10 @@ class Optimizer:
     """Base class of fusedopt's optimizers (the torch.optim.Optimizer of NumPy arrays).
 
     Subclasses set the class attributes below (the kernel, the state, and a table of
-    their hyperparameters with the check of each); ``_check_group`` (for rules that tie
-    hyperparameters together), ``_state_keys`` and ``_initial_value`` may be refined.
+    their hyperparameters with the check of each) and hand their constructor's arguments
+    to ``Optimizer.__init__(params, locals(), backend=backend)``, which keeps those named
+    in the table as ``defaults``; ``_check_group`` (for rules that tie hyperparameters
+    together), ``_state_keys`` and ``_initial_value`` may be refined.
 
     Attributes:
         param_groups: list of dicts with ``"params"`` and every hyperparameter; a
@@ -216,7 +218,8 @@ class Optimizer:
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         self.backend = backend
-        self.defaults: dict[str, Any] = dict(defaults)
+        # the hyperparameters among the constructor's arguments (a subclass passes locals())
+        self.defaults: dict[str, Any] = {k: defaults[k] for k in self.hyperparameters}
         self._check_group(self.defaults)
         self.param_groups: list[ParamGroup] = []
         self._params: list[np.ndarray] = []

@@ -92,16 +92,7 @@ class RMSprop(Optimizer):
         maximize: bool = False,
         backend: str = "fused",
     ) -> None:
-        defaults = dict(
-            lr=lr,
-            alpha=alpha,
-            eps=eps,
-            weight_decay=weight_decay,
-            momentum=momentum,
-            centered=centered,
-            maximize=maximize,
-        )
-        super().__init__(params, defaults, backend=backend)
+        super().__init__(params, locals(), backend=backend)
 
     def _state_keys(self, group: Mapping[str, Any]) -> tuple[str, ...]:
         keys: tuple[str, ...] = ("step", "square_avg")

@@ -80,15 +80,7 @@ class SGD(Optimizer):
         maximize: bool = False,
         backend: str = "fused",
     ) -> None:
-        defaults = dict(
-            lr=lr,
-            momentum=momentum,
-            dampening=dampening,
-            weight_decay=weight_decay,
-            nesterov=nesterov,
-            maximize=maximize,
-        )
-        super().__init__(params, defaults, backend=backend)
+        super().__init__(params, locals(), backend=backend)
 
     def _check_group(self, group: Mapping[str, Any]) -> None:
         super()._check_group(group)
