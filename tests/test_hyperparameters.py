@@ -165,3 +165,28 @@ def test_adam_group_keys_are_torch_keys():
         torch_group = theirs([torch.zeros(2)]).param_groups[0]
         assert set(mine) <= set(torch_group)
         assert mine["decoupled_weight_decay"] == torch_group["decoupled_weight_decay"]
+
+
+class _Exploding:
+    """A value whose conversion raises something other than TypeError/ValueError."""
+
+    def __iter__(self):
+        raise RuntimeError("boom from __iter__")
+
+    def __float__(self) -> float:
+        raise RuntimeError("boom from __float__")
+
+
+@pytest.mark.parametrize("backend", ["fused", "numpy"])
+@pytest.mark.parametrize("key", ["lr", "betas"])
+def test_an_unexpected_error_while_reading_a_value_propagates_unchanged(key, backend):
+    """Only TypeError/ValueError are turned into fusedopt's messages; anything else
+    (an interrupt, a bug in the user's object) propagates as it is, nothing written."""
+    params, opt = make(fo.Adam, {}, backend)
+    opt.step(grads_for(params, 0))
+    before = [p.copy() for p in params]
+    opt.param_groups[0][key] = _Exploding()
+    with pytest.raises(RuntimeError, match="boom"):
+        opt.step(grads_for(params, 1))
+    for p, q in zip(params, before, strict=True):
+        assert p.tobytes() == q.tobytes()

@@ -414,6 +414,7 @@ private:
                     continue;
                 }
                 PyObject* fast = PySequence_Fast(value.ptr(), "");
+                if (!fast && !PyErr_ExceptionMatches(PyExc_TypeError)) throw py::error_already_set();
                 if (!fast || PySequence_Fast_GET_SIZE(fast) != hk.width) {
                     Py_XDECREF(fast);
                     PyErr_Clear();
