@@ -576,12 +576,7 @@ def traffic_arrays(
             return apart(n, dt, k)
         return np.ones(n, dt)
 
-    def role(k: int) -> list[np.ndarray] | np.ndarray:
-        arrays = [array(n, k) for n in flat]
-        return arrays[0] if len(arrays) == 1 else arrays
-
-    roles = [role(k) for k in range(pattern.reads)]
-    return roles[: pattern.writes], roles[pattern.writes :]
+    return _traffic_args([[array(n, k) for n in flat] for k in range(pattern.reads)], pattern)
 
 
 def step_traffic_arrays(
@@ -595,13 +590,14 @@ def step_traffic_arrays(
     roles: list[list[np.ndarray]] = [list(params)]
     roles += [[spread_full_like(p, 1.0, k) for p in params] for k in range(pattern.writes - 1)]
     roles += [list(grads)] * pattern.readonly
+    return _traffic_args([[a.reshape(-1) for a in role] for role in roles], pattern)
 
-    def flat(role: list[np.ndarray]) -> list[np.ndarray] | np.ndarray:
-        arrays = [a.reshape(-1) for a in role]
-        return arrays[0] if len(arrays) == 1 else arrays
 
-    out = [flat(r) for r in roles]
-    return out[: pattern.writes], out[pattern.writes :]
+def _traffic_args(roles: list[list[np.ndarray]], pattern: Pattern) -> tuple[list[Any], list[Any]]:
+    """Roles (one list of arrays each: in-place roles first) as ``_core.traffic``'s
+    ``inplace`` and ``readonly``: a bare array for a one-tensor case."""
+    packed = [role[0] if len(role) == 1 else role for role in roles]
+    return packed[: pattern.writes], packed[pattern.writes :]
 
 
 def sweep_seconds(
@@ -967,7 +963,7 @@ class _Run:
                     del runner
                 bar.update()
             res.limit_s = self.limit(pattern, case, dtype, n)
-            res.limit_same_s = self.limit_on(pattern, reset(), grads)
+            res.limit_same_s = self.limit_on(pattern, params, grads)
             bar.update()
             self.results.append(res)
 
