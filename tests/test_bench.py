@@ -177,7 +177,9 @@ def test_verify_catches_wrong_state() -> None:
 
     def wrong(g):
         step(g)
-        runner.opt.state[0]["momentum_buffer"][5] *= 1.001  # the live array
+        sd = runner.opt.state_dict()
+        sd["state"][0]["momentum_buffer"][5] *= 1.001
+        runner.opt.load_state_dict(sd)
 
     runner.step = lambda: wrong(runner.grads)  # type: ignore[method-assign]
     with pytest.raises(bench.BenchCheckError, match="momentum_buffer"):

@@ -136,9 +136,9 @@ def test_bad_params(cls, kwargs, rng):
         cls([w[:, ::2]], **kwargs)
     with pytest.raises(ValueError, match="backend"):
         cls([w], backend="cuda", **kwargs)
-    with pytest.raises(ValueError, match="Invalid lr"):
+    with pytest.raises(ValueError, match="invalid lr"):
         cls([w], **{**kwargs, "lr": -1.0})
-    with pytest.raises(ValueError, match="Invalid lr"):
+    with pytest.raises(ValueError, match="invalid lr"):
         cls([w], **{**kwargs, "lr": float("nan")})
 
 
@@ -147,7 +147,7 @@ def test_add_param_group_checks_before_adding(cls, kwargs, rng):
     params, opt = setup(cls, kwargs, rng)
     with pytest.raises(ValueError, match="same array"):
         opt.add_param_group({"params": [params[0]]})
-    with pytest.raises(ValueError, match="Invalid lr"):
+    with pytest.raises(ValueError, match="invalid lr"):
         opt.add_param_group({"params": [np.zeros(3)], "lr": -1.0})
     assert len(opt.param_groups) == 1
     extra = np.ones(4)

@@ -604,7 +604,7 @@ def test_arrays_changed_behind_the_optimizers_back_are_refused(change, backend):
     opt = fo.Adam([p, q], lr=0.1, backend=backend)
     grads = [np.ones(100), np.ones(8, np.float32)]
     opt.step(grads)
-    state = opt.state[0]["exp_avg"]
+    state = opt._state[0]["exp_avg"]  # the live array (opt.state gives read-only views)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         if change == "resize":

@@ -18,16 +18,17 @@ import pytest
 from optim_table import CONFIGS, ROWS
 
 import fusedopt as fo
-from fusedopt.optimizer import BETAS, FLAG, Optimizer
+from fusedopt.optimizer import Optimizer
+from fusedopt.rules import Rule
 
 OPTIMIZERS = sorted({cls for _, cls, _ in ROWS}, key=lambda c: c.__name__)
 
 
-def changed(value: Any, check: Any) -> Any:
+def changed(value: Any, rule: Rule) -> Any:
     """Another valid value of a hyperparameter, of the same kind."""
-    if check is FLAG:
+    if rule.kind == "flag":
         return not value
-    if check is BETAS:
+    if rule.width == 2:
         return (value[0] * 0.9, value[1] * 0.99)
     return value * 0.5 + 0.01
 
@@ -49,7 +50,7 @@ def test_every_hyperparameter_is_a_checked_group_key(cls):
     opt = cls([np.zeros(3)])
     group = opt.param_groups[0]
     assert set(cls.hyperparameters) == set(group) - {"params"}
-    assert set(cls.hyper_names) == set(cls.hyperparameters) - set(cls.initial_state_keys)
+    assert set(cls.hyper_names) == set(cls.hyperparameters) - set(cls.init_hyperparameters)
     assert list(cls.hyper_names) == [k for k in cls.hyperparameters if k in cls.hyper_names]
 
 
@@ -59,15 +60,17 @@ def test_a_hyperparameter_changed_between_steps_is_used_by_both_backends(cls, kw
     kernel must then still follow the NumPy reference, which reads the group in Python:
     a kernel that kept an old value would leave it."""
     for key, check in cls.hyperparameters.items():
-        if key in cls.initial_state_keys:
+        if key in cls.init_hyperparameters:
             continue
         runs = {}
         for backend in ("fused", "numpy"):
             params, opt = make(cls, kwargs, backend)
             group = opt.param_groups[0]
             value = changed(group[key], check)
-            if key == "nesterov" and value and group["momentum"] == 0:
+            if key == "nesterov" and value and (group["momentum"] == 0 or group["dampening"]):
                 continue  # not a valid SGD configuration
+            if key == "dampening" and group["nesterov"]:
+                continue  # nesterov requires zero dampening
             for t in range(4):
                 if t == 2:
                     group[key] = value
@@ -79,13 +82,20 @@ def test_a_hyperparameter_changed_between_steps_is_used_by_both_backends(cls, kw
 
 
 BAD_WRITES = [
-    ("lr", float("nan"), ValueError, r"param_groups\[0\]: lr is nan"),
-    ("lr", math.inf, ValueError, r"param_groups\[0\]: lr is inf"),
+    ("lr", float("nan"), ValueError, r"param_groups\[0\]: invalid lr: nan"),
+    ("lr", math.inf, ValueError, r"param_groups\[0\]: invalid lr: inf"),
+    ("lr", -1.0, ValueError, r"param_groups\[0\]: invalid lr: -1\.0; it must be a finite num"),
     ("lr", "fast", TypeError, r"param_groups\[0\]: lr must be a real number"),
-    ("lr", 10**400, ValueError, r"param_groups\[0\]: lr is too large"),
+    ("lr", 10**400, ValueError, r"param_groups\[0\]: invalid lr: 1000.* is too large"),
+    ("betas", (1.0, 0.9), ValueError, r"param_groups\[0\]: invalid betas\[0\]: 1\.0"),
+    ("betas", (0.9, 1.5), ValueError, r"param_groups\[0\]: invalid betas\[1\]: 1\.5"),
+    ("eps", -1.0, ValueError, r"param_groups\[0\]: invalid eps: -1\.0"),
+    ("weight_decay", -1.0, ValueError, r"param_groups\[0\]: invalid weight_decay: -1\.0"),
+    ("alpha", -1.0, ValueError, r"param_groups\[0\]: invalid alpha: -1\.0"),
+    ("maximize", 1, TypeError, r"param_groups\[0\]: maximize must be a bool, got int"),
     ("betas", (0.9,), TypeError, r"param_groups\[0\]: betas must be a sequence of 2"),
     ("betas", 0.9, TypeError, r"param_groups\[0\]: betas must be a sequence of 2"),
-    ("betas", (0.9, float("nan")), ValueError, r"param_groups\[0\]: betas\[1\] is nan"),
+    ("betas", (0.9, float("nan")), ValueError, r"param_groups\[0\]: invalid betas\[1\]: nan"),
     ("betas", (None, 0.9), TypeError, r"param_groups\[0\]: betas\[0\] must be a real number"),
 ]
 

@@ -100,12 +100,12 @@ def test_load_refuses_another_shape_algorithm_or_dtype_and_changes_nothing(rng):
     with pytest.raises(TypeError, match="dtype"):
         f32.load_state_dict(sd)
     sgd = fo.SGD([w.copy()], lr=0.1, momentum=0.9)
-    with pytest.raises(ValueError, match="does not use"):
+    with pytest.raises(ValueError, match="an Adam optimizer, not an SGD"):
         sgd.load_state_dict(sd)
     with pytest.raises(ValueError, match="param groups"):
         fo.Adam([{"params": [w.copy()]}, {"params": [np.ones(2)]}]).load_state_dict(sd)
     bad = {**sd, "param_groups": [{**sd["param_groups"][0], "lr": -1.0}]}
     opt2 = fo.Adam([w.copy()], lr=0.1)
-    with pytest.raises(ValueError, match="Invalid lr"):
+    with pytest.raises(ValueError, match="invalid lr"):
         opt2.load_state_dict(bad)
     assert opt2.param_groups[0]["lr"] == 0.1 and len(opt2.state) == 0

@@ -3,7 +3,8 @@
 // param group and every tensor, in one call. Shapes, dtypes and layouts are checked
 // with the GIL held and before anything is written; the kernel runs without the GIL.
 //
-// Each step reads the hyperparameters straight from the param-group dicts, by key.
+// Each step reads the hyperparameters straight from the param-group dicts, by key, and
+// checks them with the optimizer class's rules (hyper_rules.hpp), before anything is written.
 //
 // Trust: every step re-checks that the parameter and state arrays are still the ones
 // (same memory, dtype, size and layout) that were checked, refuses a grad that shares
@@ -19,6 +20,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -28,6 +30,7 @@
 
 #include "fusedopt/finite.hpp"
 #include "fusedopt/registry.hpp"
+#include "hyper_rules.hpp"
 
 namespace py = pybind11;
 
@@ -44,9 +47,11 @@ std::string shape_of(PyArrayObject* a) {
     return s + ")";
 }
 
+// The dtype's name, with its byte order where that is not the machine's (">f8 (big-endian)").
 std::string dtype_of(PyArrayObject* a) {
-    py::object name = py::reinterpret_borrow<py::object>(reinterpret_cast<PyObject*>(PyArray_DESCR(a))).attr("name");
-    return name.cast<std::string>();
+    py::handle descr(reinterpret_cast<PyObject*>(PyArray_DESCR(a)));
+    if (PyArray_ISNOTSWAPPED(a)) return descr.attr("name").cast<std::string>();
+    return py::str(descr).cast<std::string>() + (PyArray_ISBYTESWAPPED(a) && PY_BIG_ENDIAN == 0 ? " (big-endian)" : " (byte-swapped)");
 }
 
 std::string type_name(PyObject* o) { return Py_TYPE(o)->tp_name; }
@@ -170,23 +175,11 @@ struct Snapshot {
 
 class Plan {
 public:
-    // hyper_keys: the param-group keys the kernel reads, in its order, each with the
-    // number of values it holds (2 for "betas", 1 otherwise).
-    Plan(const std::string& kernel, py::sequence params, std::vector<int> group_of, int n_groups,
-         const std::vector<std::pair<std::string, int>>& hyper_keys)
-        : kernel_(find_kernel(kernel)), n_groups_(n_groups) {
-        if (!kernel_) throw py::value_error("unknown fused kernel '" + kernel + "'");
-        int n_values = 0;
-        for (const auto& [name, width] : hyper_keys) {
-            if (width < 1) throw py::value_error("hyper_keys: '" + name + "' must hold at least one value");
-            PyObject* key = PyUnicode_InternFromString(name.c_str());
-            if (!key) throw py::error_already_set();
-            hyper_keys_.push_back({py::reinterpret_steal<py::object>(key), name, width});
-            n_values += width;
-        }
-        if (n_values != kernel_->n_hyper)
-            throw py::value_error(std::string("kernel '") + kernel_->name + "' takes " + std::to_string(kernel_->n_hyper) +
-                                  " hyperparameter values, hyper_keys give " + std::to_string(n_values));
+    // rules: the optimizer class's hyperparameter rules, which name its kernel; every
+    // step reads the kernel's values from the param groups through them.
+    Plan(std::shared_ptr<const HyperRules> rules, py::sequence params, std::vector<int> group_of, int n_groups)
+        : rules_(std::move(rules)), kernel_(rules_ ? &rules_->kernel() : nullptr), n_groups_(n_groups) {
+        if (!rules_) throw py::type_error("rules must be a HyperRules");
         if (n_groups < 1) throw py::value_error("n_groups must be at least 1");
         const std::size_t n = py::len(params);
         if (group_of.size() != n) throw py::value_error("group_of must have one entry per parameter");
@@ -196,7 +189,8 @@ public:
             if (!PyArray_Check(p.ptr())) throw py::type_error(item("params", i) + " must be a numpy.ndarray, got " + type_name(p.ptr()));
             auto* a = reinterpret_cast<PyArrayObject*>(p.ptr());
             if (!supported_dtype(a))
-                throw py::type_error(item("params", i) + " has dtype " + dtype_of(a) + "; fusedopt updates float32 and float64 arrays");
+                throw py::type_error(item("params", i) + " has dtype " + dtype_of(a) +
+                                     "; fusedopt updates float32 and float64 arrays in the machine's byte order");
             if (!PyArray_ISWRITEABLE(a)) throw py::value_error(item("params", i) + " is read-only");
             const bool c_order = PyArray_IS_C_CONTIGUOUS(a);
             if (!same_layout(a, c_order))
@@ -393,84 +387,12 @@ private:
         return seq;
     }
 
-    // Reads the kernel's hyperparameters from every param group (a dict, or any mapping),
-    // by key; each must be a finite real number (a pair of them for a width-2 key).
-    void read_hypers(py::handle groups) {
-        const std::size_t nh = static_cast<std::size_t>(kernel_->n_hyper);
-        if (PySequence_Size(groups.ptr()) != n_groups_) {
-            PyErr_Clear();
-            throw py::value_error("expected " + std::to_string(n_groups_) + " param groups");
-        }
-        for (std::size_t gi = 0; gi < static_cast<std::size_t>(n_groups_); ++gi) {
-            py::object group = py::reinterpret_steal<py::object>(PySequence_GetItem(groups.ptr(), static_cast<Py_ssize_t>(gi)));
-            if (!group) throw py::error_already_set();
-            // Messages are built only on error: this loop runs on every step.
-            auto where = [gi](const std::string& name) { return "param_groups[" + std::to_string(gi) + "]: " + name; };
-            double* out = hyper_.data() + gi * nh;
-            for (const HyperKey& hk : hyper_keys_) {
-                py::object value = group_item(group.ptr(), hk, where);
-                if (hk.width == 1) {
-                    *out++ = real_value(value.ptr(), [&] { return where(hk.name); });
-                    continue;
-                }
-                PyObject* fast = PySequence_Fast(value.ptr(), "");
-                if (!fast && !PyErr_ExceptionMatches(PyExc_TypeError)) throw py::error_already_set();
-                if (!fast || PySequence_Fast_GET_SIZE(fast) != hk.width) {
-                    Py_XDECREF(fast);
-                    PyErr_Clear();
-                    throw py::type_error(where(hk.name) + " must be a sequence of " + std::to_string(hk.width) +
-                                         " numbers, got " + py::repr(value).cast<std::string>());
-                }
-                py::object hold = py::reinterpret_steal<py::object>(fast);
-                for (Py_ssize_t j = 0; j < hk.width; ++j)
-                    *out++ = real_value(PySequence_Fast_GET_ITEM(fast, j),
-                                        [&] { return where(hk.name + "[" + std::to_string(j) + "]"); });
-            }
-        }
-    }
+    // Reads (and checks) the kernel's hyperparameters from every param group, by key.
+    void read_hypers(py::handle groups) { rules_->read_groups(groups, static_cast<std::size_t>(n_groups_), hyper_.data()); }
 
-    struct HyperKey {
-        py::object key;  // interned str
-        std::string name;
-        int width;
-    };
-
-    template <class Where>
-    static py::object group_item(PyObject* group, const HyperKey& hk, const Where& where) {
-        PyObject* v = nullptr;
-        if (PyDict_Check(group)) {
-            v = PyDict_GetItemWithError(group, hk.key.ptr());
-            Py_XINCREF(v);
-        } else {
-            v = PyObject_GetItem(group, hk.key.ptr());
-            if (!v && PyErr_ExceptionMatches(PyExc_KeyError)) PyErr_Clear();
-        }
-        if (!v) {
-            if (PyErr_Occurred()) throw py::error_already_set();
-            throw py::value_error(where(hk.name) + " is missing from the param group");
-        }
-        return py::reinterpret_steal<py::object>(v);
-    }
-
-    template <class Name>
-    static double real_value(PyObject* o, const Name& name) {
-        const double v = PyFloat_AsDouble(o);
-        if (v == -1.0 && PyErr_Occurred()) {
-            if (!PyErr_ExceptionMatches(PyExc_OverflowError) && !PyErr_ExceptionMatches(PyExc_TypeError) &&
-                !PyErr_ExceptionMatches(PyExc_ValueError))
-                throw py::error_already_set();
-            const bool overflow = PyErr_ExceptionMatches(PyExc_OverflowError);
-            PyErr_Clear();
-            if (overflow) throw py::value_error(name() + " is too large");
-            throw py::type_error(name() + " must be a real number, got " + type_name(o));
-        }
-        if (!std::isfinite(v)) throw py::value_error(name() + " is " + (std::isnan(v) ? "nan" : "inf") + "; hyperparameters must be finite");
-        return v;
-    }
-
+    std::shared_ptr<const HyperRules> rules_;
     const KernelInfo* kernel_;
     int n_groups_;
-    std::vector<HyperKey> hyper_keys_;
     std::vector<py::object> params_;
     std::vector<bool> c_order_;
     std::vector<Snapshot> param_checks_, state_checks_;
@@ -490,8 +412,8 @@ private:
 void register_optim(py::module_& m) {
     if (_import_array() < 0) throw py::error_already_set();
     py::class_<Plan>(m, "Plan", "The parameters and state of one optimizer, stepped by a fused kernel in one call.")
-        .def(py::init<const std::string&, py::sequence, std::vector<int>, int, const std::vector<std::pair<std::string, int>>&>(),
-             py::arg("kernel"), py::arg("params"), py::arg("group_of"), py::arg("n_groups"), py::arg("hyper_keys"))
+        .def(py::init<std::shared_ptr<const HyperRules>, py::sequence, std::vector<int>, int>(), py::arg("rules"),
+             py::arg("params"), py::arg("group_of"), py::arg("n_groups"))
         .def("set_state", &Plan::set_state, py::arg("state"), py::arg("scalars"))
         .def("step", &Plan::step, py::arg("grads"), py::arg("param_groups"), py::arg("skip_nonfinite") = false)
         .def("checked_grads", &Plan::checked_grads, py::arg("grads"), py::arg("param_groups") = py::none())
@@ -499,9 +421,20 @@ void register_optim(py::module_& m) {
         .def("__len__", &Plan::size)
         .def_property_readonly("numel", &Plan::numel)
         .def_property_readonly("kernel", &Plan::kernel);
-    std::vector<std::string> names;
-    for (const KernelInfo& k : all_kernels()) names.emplace_back(k.name);
-    m.attr("kernels") = py::tuple(py::cast(names));
+    // What each kernel declares it reads: the optimizer classes check their tables against it.
+    py::dict kernels;
+    for (const KernelInfo& k : all_kernels()) {
+        py::list hyper, state, scalars;
+        for (int i = 0; i < k.n_hyper_keys; ++i) hyper.append(py::make_tuple(k.hyper[i].name, k.hyper[i].width));
+        for (int i = 0; i < k.n_state; ++i) state.append(k.state[i]);
+        for (int i = 0; i < k.n_scalar; ++i) scalars.append(k.scalars[i]);
+        py::dict info;
+        info["hyperparameters"] = py::tuple(hyper);
+        info["state"] = py::tuple(state);
+        info["scalars"] = py::tuple(scalars);
+        kernels[k.name] = info;
+    }
+    m.attr("kernels") = kernels;
 }
 
 }  // namespace fusedopt

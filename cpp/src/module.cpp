@@ -4,6 +4,7 @@
 namespace py = pybind11;
 
 namespace fusedopt {
+void register_hyper_rules(py::module_& m);
 void register_optim(py::module_& m);
 void register_info(py::module_& m);
 void register_bench(py::module_& m);
@@ -11,6 +12,7 @@ void register_bench(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "fusedopt's native core: fused optimizer kernels and their thread setting.";
+    fusedopt::register_hyper_rules(m);
     fusedopt::register_optim(m);
     fusedopt::register_info(m);
     fusedopt::register_bench(m);

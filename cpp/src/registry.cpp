@@ -15,7 +15,15 @@ namespace fusedopt {
 
 template <class K>
 constexpr KernelInfo entry(const char* name) {
-    return {name, &run_step<K>, K::n_hyper, K::n_state, K::n_scalar};
+    return {name,
+            &run_step<K>,
+            K::hyper.data(),
+            static_cast<int>(K::hyper.size()),
+            total_width(K::hyper),
+            K::state.data(),
+            static_cast<int>(K::state.size()),
+            K::scalars.data(),
+            static_cast<int>(K::scalars.size())};
 }
 
 const std::vector<KernelInfo>& all_kernels() {

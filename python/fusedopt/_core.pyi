@@ -6,12 +6,42 @@ Users reach it through the classes of :mod:`fusedopt`; ``build_info``,
 """
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
-#: Names of the fused kernels built in (one per algorithm; AdamW runs "adam").
-kernels: tuple[str, ...]
+class KernelInputs(TypedDict):
+    """What a kernel declares it reads (cpp/include/fusedopt/kernels/<algo>.hpp)."""
+
+    #: The param-group keys, in the kernel's order, each with its number of values.
+    hyperparameters: tuple[tuple[str, int], ...]
+    #: Its element-wise state arrays, in slot order.
+    state: tuple[str, ...]
+    #: Its float64 scalar state, in slot order.
+    scalars: tuple[str, ...]
+
+#: The fused kernels built in, by name (one per algorithm; AdamW runs "adam"), with the
+#: inputs each declares; every optimizer class is checked against these at import.
+kernels: dict[str, KernelInputs]
+
+class HyperRules:
+    """The rules of one optimizer class's hyperparameters (``fusedopt.rules``), compiled
+    for ``kernel``; building it checks them against the kernel's declared names, widths
+    and order (ValueError on a mismatch)."""
+
+    def __init__(self, kernel: str, rules: Sequence[tuple[object, ...]]) -> None:
+        """``rules``: one ``Rule.native(name)`` tuple per key of the table, in its order."""
+
+    def check(self, group: Mapping[str, Any], where: str = "") -> None:
+        """TypeError / ValueError (prefixed by ``where``) for a bad hyperparameter of ``group``."""
+
+    @property
+    def names(self) -> list[str]:
+        """The table's keys, in order."""
+
+    @property
+    def kernel(self) -> str:
+        """The kernel's name."""
 
 class Plan:
     """The parameters and state of one optimizer, stepped by a fused kernel in one call.
@@ -22,14 +52,13 @@ class Plan:
 
     def __init__(
         self,
-        kernel: str,
+        rules: HyperRules,
         params: Sequence[np.ndarray],
         group_of: Sequence[int],
         n_groups: int,
-        hyper_keys: Sequence[tuple[str, int]],
     ) -> None:
-        """``group_of[i]``: the param group of ``params[i]``; ``hyper_keys``: the group keys
-        the kernel reads, in its order, each with its number of values (2 for ``betas``)."""
+        """``group_of[i]``: the param group of ``params[i]``; ``rules``: the optimizer class's
+        compiled rules, which name the kernel and check every group at each step."""
 
     def set_state(
         self,
@@ -52,7 +81,7 @@ class Plan:
         param_groups: Sequence[Mapping[str, Any]] | None = None,
     ) -> list[np.ndarray]:
         """The grads as the kernel would read them (checked; copied to the parameter's layout
-        where it differs); the groups' hyperparameters are checked too when given."""
+        where it differs); the groups' hyperparameters are checked by the rules when given."""
 
     def all_finite(self, grads: Sequence[np.ndarray]) -> bool:
         """Whether every grad is free of inf and NaN (grads checked as by ``step``)."""

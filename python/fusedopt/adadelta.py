@@ -8,15 +8,12 @@ from typing import Any
 from . import reference
 from .optimizer import (
     BACKEND_DOC,
-    FLAG,
     MAXIMIZE_DOC,
-    NONNEGATIVE,
     PARAMS_DOC,
-    UNIT_INTERVAL,
     Optimizer,
     Params,
-    hyper_table,
 )
+from .rules import FLAG, NONNEGATIVE, UNIT_INTERVAL, hyper_table
 
 __all__ = ["Adadelta"]
 
@@ -65,7 +62,7 @@ class Adadelta(Optimizer):
         weight_decay=NONNEGATIVE,
         maximize=FLAG,
     )
-    reference = staticmethod(reference.adadelta)
+    reference_step = staticmethod(reference.adadelta)
 
     def __init__(
         self,
@@ -80,5 +77,5 @@ class Adadelta(Optimizer):
     ) -> None:
         super().__init__(params, locals(), backend=backend)
 
-    def _state_keys(self, group: Mapping[str, Any]) -> tuple[str, ...]:
+    def _state_in_use(self, group: Mapping[str, Any]) -> tuple[str, ...]:
         return ("step", "square_avg", "acc_delta")

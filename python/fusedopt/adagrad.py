@@ -8,14 +8,12 @@ from typing import Any
 from . import reference
 from .optimizer import (
     BACKEND_DOC,
-    FLAG,
     MAXIMIZE_DOC,
-    NONNEGATIVE,
     PARAMS_DOC,
     Optimizer,
     Params,
-    hyper_table,
 )
+from .rules import FLAG, NONNEGATIVE, hyper_table
 
 __all__ = ["Adagrad"]
 
@@ -66,8 +64,8 @@ class Adagrad(Optimizer):
         eps=NONNEGATIVE,
         maximize=FLAG,
     )
-    initial_state_keys = ("initial_accumulator_value",)
-    reference = staticmethod(reference.adagrad)
+    init_hyperparameters = ("initial_accumulator_value",)
+    reference_step = staticmethod(reference.adagrad)
     eager_state = True
 
     def __init__(
@@ -84,7 +82,7 @@ class Adagrad(Optimizer):
     ) -> None:
         super().__init__(params, locals(), backend=backend)
 
-    def _state_keys(self, group: Mapping[str, Any]) -> tuple[str, ...]:
+    def _state_in_use(self, group: Mapping[str, Any]) -> tuple[str, ...]:
         return ("step", "sum")
 
     def _initial_value(self, name: str, group: Mapping[str, Any]) -> float:

@@ -8,17 +8,14 @@ from typing import Any
 from . import reference
 from .optimizer import (
     BACKEND_DOC,
-    BETAS,
-    FLAG,
     MAXIMIZE_DOC,
-    NONNEGATIVE,
     PARAMS_DOC,
     Optimizer,
     Params,
-    hyper_table,
 )
+from .rules import BETAS, FLAG, NONNEGATIVE, hyper_table
 
-__all__ = ["ADAM_ARGS_DOC", "Adam"]
+__all__ = ["Adam"]
 
 ADAM_ARGS_DOC = """\
 betas: coefficients of the running averages of the gradient and its square (default (0.9, 0.999)).
@@ -72,7 +69,7 @@ class Adam(Optimizer):
         maximize=FLAG,
         decoupled_weight_decay=FLAG,
     )
-    reference = staticmethod(reference.adam)
+    reference_step = staticmethod(reference.adam)
 
     def __init__(
         self,
@@ -89,6 +86,6 @@ class Adam(Optimizer):
     ) -> None:
         super().__init__(params, locals(), backend=backend)
 
-    def _state_keys(self, group: Mapping[str, Any]) -> tuple[str, ...]:
+    def _state_in_use(self, group: Mapping[str, Any]) -> tuple[str, ...]:
         keys = ("exp_avg", "exp_avg_sq", "step")
         return (*keys, "max_exp_avg_sq") if group["amsgrad"] else keys

@@ -8,15 +8,12 @@ from typing import Any
 from . import reference
 from .optimizer import (
     BACKEND_DOC,
-    BETAS,
-    FLAG,
     MAXIMIZE_DOC,
-    NONNEGATIVE,
     PARAMS_DOC,
     Optimizer,
     Params,
-    hyper_table,
 )
+from .rules import BETAS, FLAG, NONNEGATIVE, hyper_table
 
 __all__ = ["Adamax"]
 
@@ -64,7 +61,7 @@ class Adamax(Optimizer):
         weight_decay=NONNEGATIVE,
         maximize=FLAG,
     )
-    reference = staticmethod(reference.adamax)
+    reference_step = staticmethod(reference.adamax)
 
     def __init__(
         self,
@@ -79,5 +76,5 @@ class Adamax(Optimizer):
     ) -> None:
         super().__init__(params, locals(), backend=backend)
 
-    def _state_keys(self, group: Mapping[str, Any]) -> tuple[str, ...]:
+    def _state_in_use(self, group: Mapping[str, Any]) -> tuple[str, ...]:
         return ("step", "exp_avg", "exp_inf")

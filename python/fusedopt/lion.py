@@ -5,15 +5,12 @@ from __future__ import annotations
 from . import reference
 from .optimizer import (
     BACKEND_DOC,
-    BETAS,
-    FLAG,
     MAXIMIZE_DOC,
-    NONNEGATIVE,
     PARAMS_DOC,
     Optimizer,
     Params,
-    hyper_table,
 )
+from .rules import BETAS, FLAG, NONNEGATIVE, hyper_table
 
 __all__ = ["Lion"]
 
@@ -64,7 +61,7 @@ class Lion(Optimizer):
         weight_decay=NONNEGATIVE,
         maximize=FLAG,
     )
-    reference = staticmethod(reference.lion)
+    reference_step = staticmethod(reference.lion)
 
     def __init__(
         self,

@@ -8,15 +8,12 @@ from typing import Any
 from . import reference
 from .optimizer import (
     BACKEND_DOC,
-    BETAS,
-    FLAG,
     MAXIMIZE_DOC,
-    NONNEGATIVE,
     PARAMS_DOC,
     Optimizer,
     Params,
-    hyper_table,
 )
+from .rules import BETAS, FLAG, NONNEGATIVE, hyper_table
 
 __all__ = ["NAdam"]
 
@@ -75,7 +72,7 @@ class NAdam(Optimizer):
         decoupled_weight_decay=FLAG,
         maximize=FLAG,
     )
-    reference = staticmethod(reference.nadam)
+    reference_step = staticmethod(reference.nadam)
 
     def __init__(
         self,

@@ -1,16 +1,17 @@
 """The optimizer base class: everything that does not depend on the algorithm.
 
-An algorithm is a subclass that names its fused kernel, its state and its
-hyperparameters, checks a param group, and points at its NumPy reference function.
-Everything else lives here: param groups and defaults, checks that run before
-anything is written, lazily created state, one native call per step for every group
-and tensor, ``state_dict`` / ``load_state_dict``, ``add_param_group`` and the
-``backend`` switch.
+An algorithm is a subclass that names its fused kernel, its state and its table of
+hyperparameter rules (:mod:`fusedopt.rules`), says which state a param group uses, and
+points at its NumPy reference function. Everything else lives here: param groups and
+defaults, checks that run before anything is written (one validator, at construction
+and at every step of both backends), lazily created state, one native call per step for
+every group and tensor, ``state_dict`` / ``load_state_dict``, a transactional restore,
+``add_param_group`` and the ``backend`` switch.
 """
 
 from __future__ import annotations
 
-import functools
+import contextlib
 import itertools
 import math
 import numbers
@@ -23,20 +24,9 @@ import numpy as np
 
 from . import _core
 from ._memory import spread_full_like
+from .rules import Rule
 
-__all__ = [
-    "ANY_REAL",
-    "BACKENDS",
-    "BETAS",
-    "FLAG",
-    "NONNEGATIVE",
-    "UNIT_INTERVAL",
-    "Check",
-    "Optimizer",
-    "ParamGroup",
-    "Params",
-    "hyper_table",
-]
+__all__ = ["BACKENDS", "Optimizer", "ParamGroup", "Params"]
 
 ParamGroup = dict[str, Any]
 Params = Sequence[np.ndarray] | Sequence[ParamGroup]
@@ -54,74 +44,16 @@ backend: ``"fused"`` (default): one fused C++ kernel per step for all tensors;
 MAXIMIZE_DOC = "maximize: maximize the objective instead of minimizing it (steps along +grad)."
 
 
-def check_real(group: Mapping[str, Any], name: str, value: Any = None) -> float:
-    """``group[name]`` (or ``value``) as a float; TypeError if not a number, ValueError if NaN."""
-    v = group[name] if value is None else value
-    if isinstance(v, bool) or not isinstance(v, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(v).__name__}")
-    try:
-        f = float(v)
-    except OverflowError:
-        raise ValueError(f"Invalid {name}: {v} is too large") from None
-    if math.isnan(f):
-        raise ValueError(f"Invalid {name}: nan")
-    return f
-
-
-def check_range(
-    group: Mapping[str, Any],
-    name: str,
-    low: float = 0.0,
-    high: float = math.inf,
-    *,
-    high_open: bool = False,
-    value: Any = None,
-) -> None:
-    """Requires a finite ``low <= group[name] <= high`` (``< high`` with ``high_open``)."""
-    f = check_real(group, name, value)
-    above = f >= high if high_open else f > high
-    if f < low or above or math.isinf(f):
-        upper = ")" if high_open else "]"
-        raise ValueError(f"Invalid {name}: {f} (must be in [{low}, {high}{upper})")
-
-
-def check_flag(group: Mapping[str, Any], name: str) -> None:
-    """Requires ``group[name]`` to be a bool."""
-    if not isinstance(group[name], bool | np.bool_):
-        raise TypeError(f"{name} must be a bool, got {type(group[name]).__name__}")
-
-
-def check_betas(group: Mapping[str, Any], name: str = "betas") -> None:
-    """Requires ``group[name]`` to be a pair of numbers in [0, 1)."""
-    betas = group[name]
-    if not isinstance(betas, Sequence) or isinstance(betas, str) or len(betas) != 2:
-        raise TypeError(f"{name} must be a pair (beta1, beta2), got {betas!r}")
-    for i, b in enumerate(betas):
-        check_range(group, f"{name}[{i}]", 0.0, 1.0, high_open=True, value=b)
-
-
-#: A hyperparameter's check: ``check(group, name)`` raises ValueError/TypeError for a bad
-#: ``group[name]``.
-Check = Callable[[Mapping[str, Any], str], None]
-#: A finite real number >= 0 (learning rates, eps, weight decay, momentum, ...).
-NONNEGATIVE: Check = check_range
-#: A finite real number in [0, 1].
-UNIT_INTERVAL: Check = functools.partial(check_range, low=0.0, high=1.0)
-#: Any finite real number.
-ANY_REAL: Check = functools.partial(check_range, low=-math.inf)
-#: A bool.
-FLAG: Check = check_flag
-#: A pair of real numbers in [0, 1); the kernel reads it as two values.
-BETAS: Check = check_betas
-
-
-def hyper_table(**checks: Check) -> Mapping[str, Check]:
-    """An algorithm's hyperparameters with their checks, in the kernel's order (read-only)."""
-    return MappingProxyType(checks)
+def _read_only(a: np.ndarray) -> np.ndarray:
+    """A read-only view of ``a`` (its values stay live; writing through it raises)."""
+    v = a.view()
+    v.flags.writeable = False
+    return v
 
 
 class _StateView(Mapping[int, Mapping[str, np.ndarray]]):
-    """Read-only per-parameter state, by parameter index or by the parameter array itself."""
+    """Per-parameter state, by parameter index or by the parameter array itself: read-only
+    views of the live arrays (``state_dict`` / ``load_state_dict`` change the state)."""
 
     def __init__(self, opt: Optimizer) -> None:
         self._opt = opt
@@ -140,7 +72,7 @@ class _StateView(Mapping[int, Mapping[str, np.ndarray]]):
         state = self._opt._state[self._index(key)]
         if not state:
             raise KeyError(key)
-        return MappingProxyType(state)
+        return MappingProxyType({name: _read_only(a) for name, a in state.items()})
 
     def __iter__(self) -> Iterator[int]:
         return (i for i, s in enumerate(self._opt._state) if s)
@@ -153,16 +85,21 @@ class Optimizer:
     """Base class of fusedopt's optimizers (the torch.optim.Optimizer of NumPy arrays).
 
     Subclasses set the class attributes below (the kernel, the state, and a table of
-    their hyperparameters with the check of each) and hand their constructor's arguments
+    their hyperparameters with the rule of each) and hand their constructor's arguments
     to ``Optimizer.__init__(params, locals(), backend=backend)``, which keeps those named
-    in the table as ``defaults``; ``_check_group`` (for rules that tie hyperparameters
-    together), ``_state_keys`` and ``_initial_value`` may be refined.
+    in the table as ``defaults``; ``_state_in_use`` and ``_initial_value`` may be refined.
+    When a subclass is created, its table and state names are checked against what its
+    C++ kernel declares (``fusedopt._core.kernels``): a mismatch fails at import.
 
     Attributes:
         param_groups: list of dicts with ``"params"`` and every hyperparameter; a
-            schedule (or you) may change ``group["lr"]`` and friends between steps.
+            schedule (or you) may change ``group["lr"]`` and friends between steps. Each
+            value is checked against the same rules as at construction, at every step and
+            with either backend, before anything is written.
         defaults: the hyperparameters given to the constructor.
-        state: read-only per-parameter state, keyed by parameter index (or the array).
+        state: per-parameter state, keyed by parameter index (or the array): read-only
+            views of the live arrays (unlike torch's mutable ``state``; change the state
+            with :meth:`load_state_dict`).
         backend: ``"fused"`` or ``"numpy"``.
         skip_nonfinite: the opt-in non-finite guard (default False; settable at any
             time). When True, a step whose grads hold any inf or NaN is skipped as a
@@ -178,10 +115,10 @@ class Optimizer:
 
     Trust: a failed call (``ValueError`` / ``TypeError``) changes no array. Parameters
     must not share memory; a grad may not share memory with any parameter or state
-    array (``numpy.may_share_memory``); hyperparameters must be finite, at construction
-    and at every step (a schedule writing ``nan`` is refused before anything changes).
-    One optimizer is safe to use from several threads: its calls are serialized, and the
-    native step runs without the GIL.
+    array (``numpy.may_share_memory``); hyperparameters must obey their rules, at
+    construction and at every step (a schedule writing ``nan`` is refused before
+    anything changes). One optimizer is safe to use from several threads: its calls are
+    serialized, and the native step runs without the GIL.
     """
 
     #: Name of the fused kernel in ``fusedopt._core``.
@@ -190,27 +127,28 @@ class Optimizer:
     state_names: ClassVar[tuple[str, ...]] = ()
     #: Per-parameter scalar state, kept as float64 arrays of shape (), in the kernel's order.
     scalar_names: ClassVar[tuple[str, ...]] = ("step",)
-    #: Every hyperparameter of a param group with its check, in the kernel's order.
-    hyperparameters: ClassVar[Mapping[str, Check]]
+    #: Every hyperparameter of a param group with its rule, in the kernel's order.
+    hyperparameters: ClassVar[Mapping[str, Rule]]
     #: Hyperparameters that only set the initial state; the kernel does not read them.
-    initial_state_keys: ClassVar[tuple[str, ...]] = ()
-    #: The hyperparameters the kernel reads, in its order (derived from the two above);
-    #: also the keyword names of ``reference``.
+    init_hyperparameters: ClassVar[tuple[str, ...]] = ()
+    #: The hyperparameters the kernel reads, in its order (the table less the above);
+    #: also the keyword names of ``reference_step``.
     hyper_names: ClassVar[tuple[str, ...]]
-    _hyper_keys: ClassVar[list[tuple[str, int]]]
-    #: The NumPy reference: ``reference(param, grad, state, **hyper)`` updates in place.
-    reference: ClassVar[Callable[..., None]]
+    #: The NumPy reference: ``reference_step(param, grad, state, **hyper)`` updates in place.
+    reference_step: ClassVar[Callable[..., None]]
     #: Create the state when parameters are added rather than at their first step
     #: (torch's Adagrad has its ``sum`` from construction).
     eager_state: ClassVar[bool] = False
+    #: The native validator compiled from ``hyperparameters`` (one per class).
+    _rules: ClassVar[_core.HyperRules]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        table = cls.__dict__.get("hyperparameters")
-        if table is not None:
-            cls.hyper_names = tuple(k for k in table if k not in cls.initial_state_keys)
-            # what the native Plan reads from each group: key and number of values
-            cls._hyper_keys = [(k, 2 if table[k] is BETAS else 1) for k in cls.hyper_names]
+        if "hyperparameters" in cls.__dict__:
+            cls.hyper_names = tuple(
+                k for k in cls.hyperparameters if k not in cls.init_hyperparameters
+            )
+            cls._rules = _compile_rules(cls)
 
     def __init__(
         self, params: Params, defaults: Mapping[str, Any], *, backend: str = "fused"
@@ -220,12 +158,13 @@ class Optimizer:
         self.backend = backend
         # the hyperparameters among the constructor's arguments (a subclass passes locals())
         self.defaults: dict[str, Any] = {k: defaults[k] for k in self.hyperparameters}
-        self._check_group(self.defaults)
+        self._rules.check(self.defaults)
         self.param_groups: list[ParamGroup] = []
         self._params: list[np.ndarray] = []
         self._state: list[dict[str, np.ndarray]] = []
         self._lock = threading.RLock()
-        self._layout: list[tuple[str, ...]] | None = None
+        # the state names each group's step used when the state was last handed to the kernel
+        self._state_built_for: list[tuple[str, ...]] | None = None
         self._skip_nonfinite = False
         self.skipped_steps = 0
         if isinstance(params, np.ndarray):
@@ -242,11 +181,14 @@ class Optimizer:
             raise ValueError("optimizer got an empty parameter list")
         if not isinstance(groups[0], Mapping):
             groups = [{"params": groups}]
-        new = [self._make_group(g, len(self._params)) for g in groups]
+        new: list[ParamGroup] = []
+        for gi, g in enumerate(groups):
+            new.append(self._make_group(g, gi, sum(len(n["params"]) for n in new)))
         self._install(new)
 
     # ----------------------------------------------------------------- groups
-    def _make_group(self, group: Any, first_index: int) -> ParamGroup:
+    def _make_group(self, group: Any, index: int, first_param: int) -> ParamGroup:
+        """Group ``index`` (its params numbered from ``first_param``), defaults filled, checked."""
         if not isinstance(group, Mapping):
             raise TypeError(f"a param group must be a dict, got {type(group).__name__}")
         if "params" not in group:
@@ -264,11 +206,11 @@ class Optimizer:
         for k, p in enumerate(ps):
             if not isinstance(p, np.ndarray):
                 raise TypeError(
-                    f"params[{first_index + k}] must be a numpy.ndarray, got {type(p).__name__}"
+                    f"params[{first_param + k}] must be a numpy.ndarray, got {type(p).__name__}"
                 )
         out: ParamGroup = {**self.defaults, **{k: v for k, v in group.items() if k != "params"}}
         out["params"] = ps
-        self._check_group(out)
+        self._rules.check(out, f"param_groups[{index}]: ")
         return out
 
     def _install(self, new_groups: list[ParamGroup]) -> None:
@@ -278,27 +220,23 @@ class Optimizer:
         groups = self.param_groups + new_groups
         group_of = [gi for gi, g in enumerate(groups) for _ in g["params"]]
         # checks dtype, layout and overlap; reads the hyperparameters by key at each step
-        plan = _core.Plan(self.kernel, params, group_of, len(groups), self._hyper_keys)
+        plan = _core.Plan(self._rules, params, group_of, len(groups))
         self.param_groups = groups
         self._params = params
         self._state.extend({} for _ in range(len(params) - len(self._state)))
         self._plan = plan
-        self._layout = None
+        self._state_built_for = None
         if self.eager_state:
-            self._build_state([self._state_keys(g) for g in self.param_groups])
+            self._build_state([self._state_in_use(g) for g in self.param_groups])
 
     def add_param_group(self, param_group: ParamGroup) -> None:
         """Adds a param group (a dict with ``"params"``), filling the defaults."""
         with self._lock:
-            self._install([self._make_group(param_group, len(self._params))])
+            group = self._make_group(param_group, len(self.param_groups), len(self._params))
+            self._install([group])
 
     # ------------------------------------------------------- algorithm hooks
-    def _check_group(self, group: Mapping[str, Any]) -> None:
-        """Raises ValueError/TypeError for a bad hyperparameter in ``group``."""
-        for name, check in self.hyperparameters.items():
-            check(group, name)
-
-    def _state_keys(self, group: Mapping[str, Any]) -> tuple[str, ...]:
+    def _state_in_use(self, group: Mapping[str, Any]) -> tuple[str, ...]:
         """The state (array and scalar) names a step of ``group`` uses."""
         return self.state_names + self.scalar_names
 
@@ -307,12 +245,12 @@ class Optimizer:
         return 0.0
 
     # ------------------------------------------------------------------ state
-    def _build_state(self, layout: list[tuple[str, ...]]) -> None:
+    def _build_state(self, in_use: list[tuple[str, ...]]) -> None:
         """Creates the state the groups now use and hands every array to the kernel."""
         arrays: list[list[np.ndarray | None]] = []
         scalars: list[list[np.ndarray | None]] = []
         i = 0
-        for group, keys in zip(self.param_groups, layout, strict=True):
+        for group, keys in zip(self.param_groups, in_use, strict=True):
             for p in group["params"]:
                 st = self._state[i]
                 for name in keys:
@@ -327,33 +265,38 @@ class Optimizer:
                 scalars.append([st[n] if n in keys else None for n in self.scalar_names])
                 i += 1
         self._plan.set_state(arrays, scalars)
-        self._layout = layout
+        self._state_built_for = in_use
 
     @property
     def state(self) -> Mapping[int, Mapping[str, np.ndarray]]:
-        """Per-parameter state (read-only views of the live arrays), by index or array."""
+        """Per-parameter state, by index or array: read-only views of the live arrays."""
         return _StateView(self)
 
     # ------------------------------------------------------------------- step
     def step(self, grads: Sequence[np.ndarray]) -> None:
         """Updates every parameter in place from ``grads`` (one array per parameter, in order).
 
-        The grads are checked (count, type, dtype, shape) before anything is
-        written; they are never modified. Returns None.
+        The grads (count, type, dtype, shape) and every group's hyperparameters are
+        checked before anything is written; the grads are never modified. Returns None.
         """
         with self._lock:
             groups = self.param_groups
-            layout = [self._state_keys(g) for g in groups]
-            if layout != self._layout:
+            try:
+                in_use = [self._state_in_use(g) for g in groups]
+            except (TypeError, ValueError, KeyError, IndexError):
+                self._check_groups()  # names the bad hyperparameter
+                raise
+            if in_use != self._state_built_for:
                 self._plan.checked_grads(grads, groups)  # refuse bad input before creating state
                 if self._skip_nonfinite and not self._plan.all_finite(grads):
                     self.skipped_steps += 1
                     return
-                self._build_state(layout)
+                self._build_state(in_use)
             if self.backend == "fused":
                 if not self._plan.step(grads, groups, self._skip_nonfinite):
                     self.skipped_steps += 1
                 return
+            # the same checks of grads and hyperparameters as the fused step, before any write
             checked = self._plan.checked_grads(grads, groups)
             if self._skip_nonfinite and not self._plan.all_finite(checked):
                 self.skipped_steps += 1
@@ -364,8 +307,15 @@ class Optimizer:
                 for group in groups:
                     kwargs = {k: group[k] for k in self.hyper_names}
                     for p in group["params"]:
-                        type(self).reference(p, checked[i], self._state[i], **kwargs)
+                        type(self).reference_step(p, checked[i], self._state[i], **kwargs)
                         i += 1
+
+    def _check_groups(self) -> None:
+        """Raises TypeError/ValueError for the first bad hyperparameter of any group."""
+        for gi, g in enumerate(self.param_groups):
+            if not isinstance(g, Mapping):
+                raise TypeError(f"param_groups[{gi}] must be a dict, got {type(g).__name__}")
+            self._rules.check(g, f"param_groups[{gi}]: ")
 
     @property
     def skip_nonfinite(self) -> bool:
@@ -380,7 +330,8 @@ class Optimizer:
 
     # ------------------------------------------------------------- state dict
     def state_dict(self) -> dict[str, Any]:
-        """A torch-shaped snapshot: ``{"state": {index: {...}}, "param_groups": [...]}``.
+        """A torch-shaped snapshot: ``{"state": {index: {...}}, "param_groups": [...]}``,
+        plus ``"optimizer"``: the class name, so that another algorithm refuses it.
 
         Unlike torch, the arrays are copies: later steps do not change a saved dict.
         """
@@ -401,10 +352,16 @@ class Optimizer:
                     }
                 )
                 start += n
-            return {"state": state, "param_groups": groups}
+            return {"state": state, "param_groups": groups, "optimizer": type(self).__name__}
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
-        """Restores a :meth:`state_dict`; every check runs before anything changes."""
+        """Restores a :meth:`state_dict`; every check runs before anything changes.
+
+        A state dict of another optimizer class (its ``"optimizer"`` entry) is refused with
+        ``ValueError``, as :func:`fusedopt.load_checkpoint` refuses its checkpoint; a dict
+        without that entry (hand-made, or from torch) is checked by its state names and
+        hyperparameters only.
+        """
         with self._lock:
             if (
                 not isinstance(state_dict, Mapping)
@@ -412,6 +369,12 @@ class Optimizer:
                 or "param_groups" not in state_dict
             ):
                 raise TypeError('state_dict must be a dict with "state" and "param_groups"')
+            name = type(self).__name__
+            theirs = state_dict.get("optimizer", name)
+            if theirs != name:
+                raise ValueError(
+                    f"the state dict holds the state of {_a(str(theirs))} optimizer, not {_a(name)}"
+                )
             saved_groups = list(state_dict["param_groups"])
             if len(saved_groups) != len(self.param_groups):
                 raise ValueError(
@@ -428,7 +391,7 @@ class Optimizer:
                     )
                 merged = {**mine, **{k: v for k, v in saved.items() if k != "params"}}
                 merged["params"] = mine["params"]
-                self._check_group(merged)
+                self._rules.check(merged, f"param group {gi} of state_dict: ")
                 new_groups.append(merged)
             new_state: list[dict[str, np.ndarray]] = [{} for _ in self._params]
             saved_state = state_dict["state"]
@@ -451,7 +414,59 @@ class Optimizer:
                 group.clear()
                 group.update(merged)
             self._state = new_state
-            self._layout = None
+            self._state_built_for = None
+
+    def locked(self) -> contextlib.AbstractContextManager[Any]:
+        """The optimizer's lock, as a context manager: no other thread steps, loads or
+        changes the optimizer while the block runs (a consistent snapshot of its
+        parameters and state, as :func:`fusedopt.save_checkpoint` takes). Re-entrant."""
+        return self._lock
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All or nothing: if the block raises, the optimizer is put back as it was.
+
+        Holds the optimizer's lock for the block (no other thread steps meanwhile). On an
+        exception, the param groups' hyperparameters, the state (its arrays' values
+        included), the parameters' values and ``skipped_steps`` are restored, then the
+        exception goes on. It copies the parameters and the state on entry: memory for
+        one more copy of each while the block runs. The block must not add param groups.
+        :func:`fusedopt.load_checkpoint` restores through it.
+
+        >>> import numpy as np, fusedopt as fo
+        >>> w = np.ones(2); opt = fo.SGD([w], lr=0.5)
+        >>> try:
+        ...     with opt.transaction():
+        ...         opt.step([np.ones(2)])
+        ...         raise RuntimeError("the rest of the restore failed")
+        ... except RuntimeError:
+        ...     pass
+        >>> w
+        array([1., 1.])
+        """
+        with self.locked():
+            groups = [dict(g) for g in self.param_groups]
+            state = self._state
+            state_values = [{k: v.copy() for k, v in st.items()} for st in state]
+            values = [p.copy(order="K") for p in self._params]
+            skipped = self.skipped_steps
+            try:
+                yield
+            except BaseException:
+                for group, old in zip(self.param_groups, groups, strict=True):
+                    group.clear()
+                    group.update(old)
+                for st, saved in zip(state, state_values, strict=True):
+                    for k, v in saved.items():
+                        np.copyto(st[k], v)
+                    for k in set(st) - set(saved):  # state created inside the block
+                        del st[k]
+                self._state = state
+                self._state_built_for = None  # the arrays go back to the kernel at the next step
+                for p, v in zip(self._params, values, strict=True):
+                    np.copyto(p, v)
+                self.skipped_steps = skipped
+                raise
 
     def _load_entry(self, i: int, entry: Mapping[str, Any]) -> dict[str, np.ndarray]:
         p = self._params[i]
@@ -494,6 +509,43 @@ class Optimizer:
             lines.append(f"  group {gi}: {len(g['params'])} params")
             lines.extend(f"    {k}: {v}" for k, v in sorted(g.items()) if k != "params")
         return "\n".join(lines)
+
+
+def _a(name: str) -> str:
+    """``name`` with its indefinite article, as it is read aloud: "an Adam", "an SGD"
+    (ess-gee-dee), "an RAdam", "a Lion", "a OneCycleLR"."""
+    spelled = name[:2].isupper()  # an initialism: SGD, RMSprop, NAdam, RAdam
+    vowel_sound = name[:1] in "FHLMNRSX" if spelled else name[:1].upper() in "AEIOU"
+    if name.startswith(("One", "Uni", "Eu")):
+        vowel_sound = False
+    return ("an " if vowel_sound else "a ") + name
+
+
+def _compile_rules(cls: type[Optimizer]) -> _core.HyperRules:
+    """Checks ``cls``'s tables against what its kernel declares and compiles its rules.
+
+    Raises TypeError (at import, when the class is created) for any mismatch: a table
+    that names or orders the kernel's inputs differently would feed the kernel wrong values.
+    """
+    where = f"{cls.__module__}.{cls.__qualname__}"
+    declared = _core.kernels.get(cls.kernel)
+    if declared is None:
+        raise TypeError(
+            f"{where}: no fused kernel named {cls.kernel!r} (built: {list(_core.kernels)})"
+        )
+    unknown = [k for k in cls.init_hyperparameters if k not in cls.hyperparameters]
+    if unknown:
+        raise TypeError(f"{where}: init_hyperparameters {unknown} are not in its table")
+    table = tuple((k, cls.hyperparameters[k].width) for k in cls.hyper_names)
+    if table != declared["hyperparameters"]:
+        raise TypeError(
+            f"{where}: its hyperparameters {table} are not those its kernel {cls.kernel!r} "
+            f"reads: {declared['hyperparameters']} (names, widths and order must agree)"
+        )
+    for attr, names in (("state_names", declared["state"]), ("scalar_names", declared["scalars"])):
+        if tuple(getattr(cls, attr)) != names:
+            raise TypeError(f"{where}: {attr} {getattr(cls, attr)} are not the kernel's {names}")
+    return _core.HyperRules(cls.kernel, [r.native(k) for k, r in cls.hyperparameters.items()])
 
 
 def _state_index(key: Any) -> int:

@@ -5,15 +5,12 @@ from __future__ import annotations
 from . import reference
 from .optimizer import (
     BACKEND_DOC,
-    BETAS,
-    FLAG,
     MAXIMIZE_DOC,
-    NONNEGATIVE,
     PARAMS_DOC,
     Optimizer,
     Params,
-    hyper_table,
 )
+from .rules import BETAS, FLAG, NONNEGATIVE, hyper_table
 
 __all__ = ["RAdam"]
 
@@ -76,7 +73,7 @@ class RAdam(Optimizer):
         decoupled_weight_decay=FLAG,
         maximize=FLAG,
     )
-    reference = staticmethod(reference.radam)
+    reference_step = staticmethod(reference.radam)
 
     def __init__(
         self,

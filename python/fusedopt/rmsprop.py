@@ -8,15 +8,12 @@ from typing import Any
 from . import reference
 from .optimizer import (
     BACKEND_DOC,
-    FLAG,
     MAXIMIZE_DOC,
-    NONNEGATIVE,
     PARAMS_DOC,
-    UNIT_INTERVAL,
     Optimizer,
     Params,
-    hyper_table,
 )
+from .rules import FLAG, NONNEGATIVE, UNIT_INTERVAL, hyper_table
 
 __all__ = ["RMSprop"]
 
@@ -77,7 +74,7 @@ class RMSprop(Optimizer):
         centered=FLAG,
         maximize=FLAG,
     )
-    reference = staticmethod(reference.rmsprop)
+    reference_step = staticmethod(reference.rmsprop)
 
     def __init__(
         self,
@@ -94,7 +91,7 @@ class RMSprop(Optimizer):
     ) -> None:
         super().__init__(params, locals(), backend=backend)
 
-    def _state_keys(self, group: Mapping[str, Any]) -> tuple[str, ...]:
+    def _state_in_use(self, group: Mapping[str, Any]) -> tuple[str, ...]:
         keys: tuple[str, ...] = ("step", "square_avg")
         if group["momentum"] > 0:
             keys += ("momentum_buffer",)

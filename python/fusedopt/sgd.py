@@ -7,16 +7,13 @@ from typing import Any
 
 from . import reference
 from .optimizer import (
-    ANY_REAL,
     BACKEND_DOC,
-    FLAG,
     MAXIMIZE_DOC,
-    NONNEGATIVE,
     PARAMS_DOC,
     Optimizer,
     Params,
-    hyper_table,
 )
+from .rules import ANY_REAL, FLAG, NONNEGATIVE, hyper_table
 
 __all__ = ["SGD"]
 
@@ -63,10 +60,10 @@ class SGD(Optimizer):
         momentum=NONNEGATIVE,
         dampening=ANY_REAL,
         weight_decay=NONNEGATIVE,
-        nesterov=FLAG,
+        nesterov=FLAG.requiring(("momentum", ">", 0), ("dampening", "==", 0)),
         maximize=FLAG,
     )
-    reference = staticmethod(reference.sgd)
+    reference_step = staticmethod(reference.sgd)
 
     def __init__(
         self,
@@ -82,10 +79,5 @@ class SGD(Optimizer):
     ) -> None:
         super().__init__(params, locals(), backend=backend)
 
-    def _check_group(self, group: Mapping[str, Any]) -> None:
-        super()._check_group(group)
-        if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
-            raise ValueError("nesterov momentum requires a momentum > 0 and zero dampening")
-
-    def _state_keys(self, group: Mapping[str, Any]) -> tuple[str, ...]:
+    def _state_in_use(self, group: Mapping[str, Any]) -> tuple[str, ...]:
         return ("momentum_buffer", "step") if group["momentum"] != 0 else ()

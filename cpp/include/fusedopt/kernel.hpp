@@ -1,9 +1,15 @@
-// What every fused optimizer kernel shares: the description of one tensor's arrays,
-// the step driver that runs a kernel over a whole work list through the one parallel
-// loop, and a helper that turns run-time flags into compile-time ones.
+// What every fused optimizer kernel shares: the declaration of its inputs by name,
+// the description of one tensor's arrays, the step driver that runs a kernel over a
+// whole work list through the one parallel loop, and a helper that turns run-time
+// flags into compile-time ones.
 //
-// A kernel is a struct K with
-//   static constexpr int n_hyper, n_state, n_scalar;   // sizes of its inputs
+// A kernel is a struct K that names its inputs and says what to do with them:
+//   static constexpr std::array hyper{Hyper{"lr"}, Hyper{"betas", 2}, ...};
+//       // the param-group keys it reads, in order, each with its number of values
+//       // (a pair such as betas holds 2). The binding reads them from the groups by
+//       // these names and hands the kernel one flat array of doubles.
+//   static constexpr std::array state{"exp_avg", ...};     // element-wise state arrays
+//   static constexpr std::array<const char*, N> scalars{"step", ...};  // float64 scalars
 //   struct Coef;                                        // per-tensor constants
 //   static Coef prepare(const double* hyper, double* const* scalar, void* const* state);
 //       // once per tensor per step, before the element loop: advances the scalar
@@ -14,10 +20,19 @@
 //       // same situation (a model of many tensors pays for pow() once per group).
 //   template <class T> static void update(const Coef&, T* p, const T* g, T* const* s, std::size_t n);
 //       // the element loop over n elements; s[k] is null where state k is absent.
+//   struct Index { static constexpr int lr = at(hyper, "lr"), beta2 = at(hyper, "betas", 1),
+//                  exp_avg = at(state, "exp_avg"), step = at(scalars, "step"); };
+//       // where each input sits, found by name at compile time (a static constexpr
+//       // initializer is a constant expression: a name the tables do not declare does
+//       // not compile); prepare and update read h[Index::lr], s[Index::exp_avg], ...
+// Python reads the same declarations (fusedopt._core.kernels) and checks each optimizer
+// class's table against them when the class is created, at import.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstring>
+#include <string_view>
 #include <type_traits>
 #include <vector>
 
@@ -27,6 +42,45 @@ namespace fusedopt {
 
 inline constexpr int kMaxState = 4;
 inline constexpr int kMaxScalar = 2;
+
+// One hyperparameter a kernel reads from its param group: the key, and how many numbers
+// it holds (a pair such as betas holds 2).
+struct Hyper {
+    const char* name;
+    int width = 1;
+};
+
+// The position of hyperparameter `name` (its `element`-th number) in the flat array a
+// kernel receives. In a constant expression (as in a kernel's Index), an unknown name or
+// element does not compile.
+template <std::size_t N>
+constexpr int at(const std::array<Hyper, N>& table, std::string_view name, int element = 0) {
+    int offset = 0;
+    for (const Hyper& h : table) {
+        if (name == h.name) {
+            if (element < 0 || element >= h.width) throw "element out of range for this hyperparameter";
+            return offset + element;
+        }
+        offset += h.width;
+    }
+    throw "the kernel declares no hyperparameter of that name";
+}
+
+// The slot of state array or scalar `name`; in a constant expression, as above.
+template <std::size_t N>
+constexpr int at(const std::array<const char*, N>& names, std::string_view name) {
+    for (std::size_t k = 0; k < N; ++k)
+        if (name == names[k]) return static_cast<int>(k);
+    throw "the kernel declares no state of that name";
+}
+
+// How many numbers a kernel's hyperparameters hold in all.
+template <std::size_t N>
+constexpr int total_width(const std::array<Hyper, N>& table) {
+    int n = 0;
+    for (const Hyper& h : table) n += h.width;
+    return n;
+}
 
 // One parameter tensor of a step: its arrays (all with the same layout and dtype),
 // its scalar state and the hyperparameters of its param group.
@@ -76,7 +130,7 @@ struct Situation {
 template <class K>
 void run_step(std::vector<TensorRef>& tensors, const std::vector<std::size_t>& offsets,
               const std::vector<std::size_t>& sizes) {
-    static_assert(K::n_state <= kMaxState && K::n_scalar <= kMaxScalar, "kernel needs more slots");
+    static_assert(K::state.size() <= kMaxState && K::scalars.size() <= kMaxScalar, "kernel needs more slots");
     static_assert(std::is_trivially_copyable_v<typename K::Coef>, "Coef must be plain data");
     thread_local std::vector<typename K::Coef> coefs;  // reused: no allocation per step
     coefs.resize(tensors.size());

@@ -1,4 +1,5 @@
-// The table of fused kernels, by name: the binding finds a kernel here.
+// The table of fused kernels, by name: the binding finds a kernel here, with the names
+// of the inputs it declares (fusedopt._core.kernels shows them to Python).
 #pragma once
 
 #include <cstddef>
@@ -14,7 +15,13 @@ using StepFn = void (*)(std::vector<TensorRef>&, const std::vector<std::size_t>&
 struct KernelInfo {
     const char* name;
     StepFn step;
-    int n_hyper, n_state, n_scalar;
+    const Hyper* hyper;  // the param-group keys it reads, in order, with their widths
+    int n_hyper_keys;
+    int n_hyper;  // numbers over all its keys (a pair counts 2)
+    const char* const* state;
+    int n_state;
+    const char* const* scalars;
+    int n_scalar;
 };
 
 // The kernel called `name`, or nullptr.

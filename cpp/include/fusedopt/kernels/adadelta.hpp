@@ -4,8 +4,8 @@
 //   delta = sqrt(u + eps) / sqrt(v + eps) * g
 //   u = rho * u + (1 - rho) * delta^2
 //   p -= lr * delta
-// hyper: lr, rho, eps, weight_decay, maximize. state: square_avg (v), acc_delta (u).
-// scalar: step (counted, as torch does; the rule does not use it).
+// v is the state square_avg, u acc_delta; the scalar step is counted, as torch does,
+// though the rule does not use it.
 #pragma once
 
 #include <cmath>
@@ -15,20 +15,36 @@
 namespace fusedopt::kernels {
 
 struct Adadelta {
-    static constexpr int n_hyper = 5, n_state = 2, n_scalar = 1;
+    static constexpr std::array hyper{Hyper{"lr"}, Hyper{"rho"}, Hyper{"eps"}, Hyper{"weight_decay"}, Hyper{"maximize"}};
+    static constexpr std::array state{"square_avg", "acc_delta"};
+    static constexpr std::array scalars{"step"};
+    // Where each input sits, found by name at compile time: a name the tables above
+    // do not declare does not compile.
+    struct Index {
+        static constexpr int rho = at(hyper, "rho"),
+                                lr = at(hyper, "lr"),
+                                eps = at(hyper, "eps"),
+                                weight_decay = at(hyper, "weight_decay"),
+                                maximize = at(hyper, "maximize"),
+                                square_avg = at(state, "square_avg"),
+                                acc_delta = at(state, "acc_delta"),
+                                step = at(scalars, "step");
+    };
     struct Coef {
         double lr, rho, rhoc, eps, weight_decay, sign;
     };
 
     static Coef prepare(const double* h, double* const* scalar, void* const* /*state*/) {
-        *scalar[0] += 1.0;
-        return {h[0], h[1], 1.0 - h[1], h[2], h[3], h[4] != 0.0 ? -1.0 : 1.0};
+        *scalar[Index::step] += 1.0;
+        const double rho = h[Index::rho];
+        return {h[Index::lr], rho, 1.0 - rho, h[Index::eps], h[Index::weight_decay],
+                h[Index::maximize] != 0.0 ? -1.0 : 1.0};
     }
 
     template <class T>
     static void update(const Coef& c, T* __restrict p, const T* __restrict g, T* const* s, std::size_t n) {
-        T* __restrict v = s[0];
-        T* __restrict u = s[1];
+        T* __restrict v = s[Index::square_avg];
+        T* __restrict u = s[Index::acc_delta];
         const T lr = static_cast<T>(c.lr), rho = static_cast<T>(c.rho), rhoc = static_cast<T>(c.rhoc);
         const T eps = static_cast<T>(c.eps), wd = static_cast<T>(c.weight_decay), sign = static_cast<T>(c.sign);
         with_flags(

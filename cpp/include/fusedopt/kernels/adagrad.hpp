@@ -4,8 +4,7 @@
 //   sum = sum + g^2
 //   p -= clr * g / (sqrt(sum) + eps)
 // The sum exists from construction, filled with initial_accumulator_value (set by the
-// Python side). hyper: lr, lr_decay, weight_decay, eps, maximize. state: sum.
-// scalar: step.
+// Python side; the kernel does not read it).
 #pragma once
 
 #include <cmath>
@@ -15,20 +14,35 @@
 namespace fusedopt::kernels {
 
 struct Adagrad {
-    static constexpr int n_hyper = 5, n_state = 1, n_scalar = 1;
+    static constexpr std::array hyper{Hyper{"lr"}, Hyper{"lr_decay"}, Hyper{"weight_decay"}, Hyper{"eps"},
+                                      Hyper{"maximize"}};
+    static constexpr std::array state{"sum"};
+    static constexpr std::array scalars{"step"};
+    // Where each input sits, found by name at compile time: a name the tables above
+    // do not declare does not compile.
+    struct Index {
+        static constexpr int lr = at(hyper, "lr"),
+                                lr_decay = at(hyper, "lr_decay"),
+                                weight_decay = at(hyper, "weight_decay"),
+                                eps = at(hyper, "eps"),
+                                maximize = at(hyper, "maximize"),
+                                sum = at(state, "sum"),
+                                step = at(scalars, "step");
+    };
     struct Coef {
         double clr, weight_decay, eps, sign;
     };
 
     static Coef prepare(const double* h, double* const* scalar, void* const* /*state*/) {
-        const double lr = h[0], lr_decay = h[1];
-        const double step = (*scalar[0] += 1.0);
-        return {lr / (1.0 + (step - 1.0) * lr_decay), h[2], h[3], h[4] != 0.0 ? -1.0 : 1.0};
+        const double lr = h[Index::lr], lr_decay = h[Index::lr_decay];
+        const double step = (*scalar[Index::step] += 1.0);
+        return {lr / (1.0 + (step - 1.0) * lr_decay), h[Index::weight_decay], h[Index::eps],
+                h[Index::maximize] != 0.0 ? -1.0 : 1.0};
     }
 
     template <class T>
     static void update(const Coef& c, T* __restrict p, const T* __restrict g, T* const* s, std::size_t n) {
-        T* __restrict sum = s[0];
+        T* __restrict sum = s[Index::sum];
         const T clr = static_cast<T>(c.clr), wd = static_cast<T>(c.weight_decay);
         const T eps = static_cast<T>(c.eps), sign = static_cast<T>(c.sign);
         with_flags(

@@ -4,8 +4,7 @@
 //   m = m + (1 - beta1) (g - m);   v = beta2 v + (1 - beta2) g^2
 //   amsgrad: v_max = max(v_max, v) and v_max replaces v below (the raw second moment)
 //   p -= lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
-// hyper: lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled.
-// state: exp_avg, exp_avg_sq, max_exp_avg_sq (amsgrad only). scalar: step.
+// max_exp_avg_sq exists with amsgrad only.
 #pragma once
 
 #include <cmath>
@@ -15,26 +14,54 @@
 namespace fusedopt::kernels {
 
 struct Adam {
-    static constexpr int n_hyper = 8, n_state = 3, n_scalar = 1;
+    static constexpr std::array hyper{Hyper{"lr"},       Hyper{"betas", 2}, Hyper{"eps"},
+                                      Hyper{"weight_decay"}, Hyper{"amsgrad"},  Hyper{"maximize"},
+                                      Hyper{"decoupled_weight_decay"}};
+    static constexpr std::array state{"exp_avg", "exp_avg_sq", "max_exp_avg_sq"};
+    static constexpr std::array scalars{"step"};
+    // Where each input sits, found by name at compile time: a name the tables above
+    // do not declare does not compile.
+    struct Index {
+        static constexpr int lr = at(hyper, "lr"),
+                                beta1 = at(hyper, "betas", 0),
+                                beta2 = at(hyper, "betas", 1),
+                                weight_decay = at(hyper, "weight_decay"),
+                                decoupled_weight_decay = at(hyper, "decoupled_weight_decay"),
+                                eps = at(hyper, "eps"),
+                                maximize = at(hyper, "maximize"),
+                                exp_avg = at(state, "exp_avg"),
+                                exp_avg_sq = at(state, "exp_avg_sq"),
+                                max_exp_avg_sq = at(state, "max_exp_avg_sq"),
+                                step = at(scalars, "step");
+    };
     struct Coef {
         double beta1c, beta2, beta2c, eps, weight_decay, decay, step_size, inv_bc2_sqrt, sign;
         bool decoupled;
     };
 
     static Coef prepare(const double* h, double* const* scalar, void* const* /*state*/) {
-        const double lr = h[0], beta1 = h[1], beta2 = h[2], wd = h[4];
-        const double step = (*scalar[0] += 1.0);
+        const double lr = h[Index::lr], beta1 = h[Index::beta1], beta2 = h[Index::beta2];
+        const double wd = h[Index::weight_decay];
+        const double step = (*scalar[Index::step] += 1.0);
         const double bc1 = 1.0 - std::pow(beta1, step), bc2 = 1.0 - std::pow(beta2, step);
-        const bool decoupled = h[7] != 0.0;
-        return {1.0 - beta1, beta2, 1.0 - beta2, h[3], decoupled ? 0.0 : wd, 1.0 - lr * wd,
-                lr / bc1, 1.0 / std::sqrt(bc2), h[6] != 0.0 ? -1.0 : 1.0, decoupled && wd != 0.0};
+        const bool decoupled = h[Index::decoupled_weight_decay] != 0.0;
+        return {1.0 - beta1,
+                beta2,
+                1.0 - beta2,
+                h[Index::eps],
+                decoupled ? 0.0 : wd,
+                1.0 - lr * wd,
+                lr / bc1,
+                1.0 / std::sqrt(bc2),
+                h[Index::maximize] != 0.0 ? -1.0 : 1.0,
+                decoupled && wd != 0.0};
     }
 
     template <class T>
     static void update(const Coef& c, T* __restrict p, const T* __restrict g, T* const* s, std::size_t n) {
-        T* __restrict m = s[0];
-        T* __restrict v = s[1];
-        T* __restrict vmax = s[2];
+        T* __restrict m = s[Index::exp_avg];
+        T* __restrict v = s[Index::exp_avg_sq];
+        T* __restrict vmax = s[Index::max_exp_avg_sq];
         const T b1c = static_cast<T>(c.beta1c), b2 = static_cast<T>(c.beta2), b2c = static_cast<T>(c.beta2c);
         const T eps = static_cast<T>(c.eps), wd = static_cast<T>(c.weight_decay), decay = static_cast<T>(c.decay);
         const T step_size = static_cast<T>(c.step_size), inv_bc2 = static_cast<T>(c.inv_bc2_sqrt);

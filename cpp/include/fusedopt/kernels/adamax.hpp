@@ -3,8 +3,7 @@
 //   m = m + (1 - beta1) * (g - m)
 //   u = max(beta2 * u, |g| + eps)          (NaN-propagating, as torch.maximum)
 //   p -= lr / (1 - beta1^t) * m / u
-// hyper: lr, beta1, beta2, eps, weight_decay, maximize. state: exp_avg (m), exp_inf (u).
-// scalar: step.
+// m is the state exp_avg, u exp_inf.
 #pragma once
 
 #include <cmath>
@@ -14,21 +13,38 @@
 namespace fusedopt::kernels {
 
 struct Adamax {
-    static constexpr int n_hyper = 6, n_state = 2, n_scalar = 1;
+    static constexpr std::array hyper{Hyper{"lr"}, Hyper{"betas", 2}, Hyper{"eps"}, Hyper{"weight_decay"},
+                                      Hyper{"maximize"}};
+    static constexpr std::array state{"exp_avg", "exp_inf"};
+    static constexpr std::array scalars{"step"};
+    // Where each input sits, found by name at compile time: a name the tables above
+    // do not declare does not compile.
+    struct Index {
+        static constexpr int lr = at(hyper, "lr"),
+                                beta1 = at(hyper, "betas", 0),
+                                beta2 = at(hyper, "betas", 1),
+                                eps = at(hyper, "eps"),
+                                weight_decay = at(hyper, "weight_decay"),
+                                maximize = at(hyper, "maximize"),
+                                exp_avg = at(state, "exp_avg"),
+                                exp_inf = at(state, "exp_inf"),
+                                step = at(scalars, "step");
+    };
     struct Coef {
         double clr, beta1c, beta2, eps, weight_decay, sign;
     };
 
     static Coef prepare(const double* h, double* const* scalar, void* const* /*state*/) {
-        const double lr = h[0], beta1 = h[1];
-        const double step = (*scalar[0] += 1.0);
-        return {lr / (1.0 - std::pow(beta1, step)), 1.0 - beta1, h[2], h[3], h[4], h[5] != 0.0 ? -1.0 : 1.0};
+        const double lr = h[Index::lr], beta1 = h[Index::beta1];
+        const double step = (*scalar[Index::step] += 1.0);
+        return {lr / (1.0 - std::pow(beta1, step)), 1.0 - beta1, h[Index::beta2], h[Index::eps],
+                h[Index::weight_decay], h[Index::maximize] != 0.0 ? -1.0 : 1.0};
     }
 
     template <class T>
     static void update(const Coef& c, T* __restrict p, const T* __restrict g, T* const* s, std::size_t n) {
-        T* __restrict m = s[0];
-        T* __restrict u = s[1];
+        T* __restrict m = s[Index::exp_avg];
+        T* __restrict u = s[Index::exp_inf];
         const T clr = static_cast<T>(c.clr), b1c = static_cast<T>(c.beta1c), b2 = static_cast<T>(c.beta2);
         const T eps = static_cast<T>(c.eps), wd = static_cast<T>(c.weight_decay), sign = static_cast<T>(c.sign);
         with_flags(

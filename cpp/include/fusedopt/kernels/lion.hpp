@@ -6,7 +6,7 @@
 //   m = beta2 m + (1 - beta2) g
 // sign(0) = 0 and sign(NaN) = NaN, as numpy.sign and torch.sign: a NaN gradient
 // makes its own entries NaN instead of being silently skipped.
-// hyper: lr, beta1, beta2, weight_decay, maximize. state: exp_avg. No scalar state.
+// No scalar state.
 #pragma once
 
 #include "fusedopt/kernel.hpp"
@@ -14,14 +14,26 @@
 namespace fusedopt::kernels {
 
 struct Lion {
-    static constexpr int n_hyper = 5, n_state = 1, n_scalar = 0;
+    static constexpr std::array hyper{Hyper{"lr"}, Hyper{"betas", 2}, Hyper{"weight_decay"}, Hyper{"maximize"}};
+    static constexpr std::array state{"exp_avg"};
+    static constexpr std::array<const char*, 0> scalars{};
+    // Where each input sits, found by name at compile time: a name the tables above
+    // do not declare does not compile.
+    struct Index {
+        static constexpr int beta1 = at(hyper, "betas", 0),
+                                beta2 = at(hyper, "betas", 1),
+                                lr = at(hyper, "lr"),
+                                weight_decay = at(hyper, "weight_decay"),
+                                maximize = at(hyper, "maximize"),
+                                exp_avg = at(state, "exp_avg");
+    };
     struct Coef {
         double lr, beta1, beta1c, beta2, beta2c, weight_decay, sign;
     };
 
     static Coef prepare(const double* h, double* const* /*scalar*/, void* const* /*state*/) {
-        const double beta1 = h[1], beta2 = h[2];
-        return {h[0], beta1, 1.0 - beta1, beta2, 1.0 - beta2, h[3], h[4] != 0.0 ? -1.0 : 1.0};
+        const double beta1 = h[Index::beta1], beta2 = h[Index::beta2];
+        return {h[Index::lr], beta1, 1.0 - beta1, beta2, 1.0 - beta2, h[Index::weight_decay], h[Index::maximize] != 0.0 ? -1.0 : 1.0};
     }
 
     // numpy.sign: -1, 0 or 1, and NaN for NaN (written so that it vectorizes as blends).
@@ -33,7 +45,7 @@ struct Lion {
 
     template <class T>
     static void update(const Coef& c, T* __restrict p, const T* __restrict g, T* const* s, std::size_t n) {
-        T* __restrict m = s[0];
+        T* __restrict m = s[Index::exp_avg];
         const T lr = static_cast<T>(c.lr), b1 = static_cast<T>(c.beta1), b1c = static_cast<T>(c.beta1c);
         const T b2 = static_cast<T>(c.beta2), b2c = static_cast<T>(c.beta2c);
         const T wd = static_cast<T>(c.weight_decay), sign = static_cast<T>(c.sign);

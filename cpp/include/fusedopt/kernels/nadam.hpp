@@ -6,8 +6,6 @@
 //   m = m + (1 - beta1) (g - m);   v = beta2 v + (1 - beta2) g^2
 //   denom = sqrt(v / (1 - beta2^t)) + eps
 //   p -= (lr (1 - mu_t) / (1 - mu_product) * g + lr mu_(t+1) / (1 - mu_product mu_(t+1)) * m) / denom
-// hyper: lr, beta1, beta2, eps, weight_decay, momentum_decay, decoupled, maximize.
-// state: exp_avg, exp_avg_sq. scalar: step, mu_product.
 #pragma once
 
 #include <cmath>
@@ -17,38 +15,63 @@
 namespace fusedopt::kernels {
 
 struct NAdam {
-    static constexpr int n_hyper = 8, n_state = 2, n_scalar = 2;
+    static constexpr std::array hyper{Hyper{"lr"},
+                                      Hyper{"betas", 2},
+                                      Hyper{"eps"},
+                                      Hyper{"weight_decay"},
+                                      Hyper{"momentum_decay"},
+                                      Hyper{"decoupled_weight_decay"},
+                                      Hyper{"maximize"}};
+    static constexpr std::array state{"exp_avg", "exp_avg_sq"};
+    static constexpr std::array scalars{"step", "mu_product"};
+    // Where each input sits, found by name at compile time: a name the tables above
+    // do not declare does not compile.
+    struct Index {
+        static constexpr int lr = at(hyper, "lr"),
+                                beta1 = at(hyper, "betas", 0),
+                                beta2 = at(hyper, "betas", 1),
+                                weight_decay = at(hyper, "weight_decay"),
+                                momentum_decay = at(hyper, "momentum_decay"),
+                                decoupled_weight_decay = at(hyper, "decoupled_weight_decay"),
+                                eps = at(hyper, "eps"),
+                                maximize = at(hyper, "maximize"),
+                                exp_avg = at(state, "exp_avg"),
+                                exp_avg_sq = at(state, "exp_avg_sq"),
+                                step = at(scalars, "step"),
+                                mu_product = at(scalars, "mu_product");
+    };
     struct Coef {
         double beta1c, beta2, beta2c, eps, weight_decay, decay, inv_bc2, coef_g, coef_m, sign;
         bool decoupled;
     };
 
     static Coef prepare(const double* h, double* const* scalar, void* const* /*state*/) {
-        const double lr = h[0], beta1 = h[1], beta2 = h[2], wd = h[4], momentum_decay = h[5];
-        const double step = (*scalar[0] += 1.0);
+        const double lr = h[Index::lr], beta1 = h[Index::beta1], beta2 = h[Index::beta2];
+        const double wd = h[Index::weight_decay], momentum_decay = h[Index::momentum_decay];
+        const double step = (*scalar[Index::step] += 1.0);
         const double mu = beta1 * (1.0 - 0.5 * std::pow(0.96, step * momentum_decay));
         const double mu_next = beta1 * (1.0 - 0.5 * std::pow(0.96, (step + 1.0) * momentum_decay));
-        const double mu_product = (*scalar[1] *= mu);
+        const double mu_product = (*scalar[Index::mu_product] *= mu);
         const double mu_product_next = mu_product * mu_next;
         const double bc2 = 1.0 - std::pow(beta2, step);
-        const bool decoupled = h[6] != 0.0;
+        const bool decoupled = h[Index::decoupled_weight_decay] != 0.0;
         return {1.0 - beta1,
                 beta2,
                 1.0 - beta2,
-                h[3],
+                h[Index::eps],
                 decoupled ? 0.0 : wd,
                 1.0 - lr * wd,
                 1.0 / bc2,
                 lr * (1.0 - mu) / (1.0 - mu_product),
                 lr * mu_next / (1.0 - mu_product_next),
-                h[7] != 0.0 ? -1.0 : 1.0,
+                h[Index::maximize] != 0.0 ? -1.0 : 1.0,
                 decoupled && wd != 0.0};
     }
 
     template <class T>
     static void update(const Coef& c, T* __restrict p, const T* __restrict g, T* const* s, std::size_t n) {
-        T* __restrict m = s[0];
-        T* __restrict v = s[1];
+        T* __restrict m = s[Index::exp_avg];
+        T* __restrict v = s[Index::exp_avg_sq];
         const T b1c = static_cast<T>(c.beta1c), b2 = static_cast<T>(c.beta2), b2c = static_cast<T>(c.beta2c);
         const T eps = static_cast<T>(c.eps), wd = static_cast<T>(c.weight_decay), decay = static_cast<T>(c.decay);
         const T inv_bc2 = static_cast<T>(c.inv_bc2), coef_g = static_cast<T>(c.coef_g);

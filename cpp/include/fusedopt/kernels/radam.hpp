@@ -9,8 +9,6 @@
 //   otherwise:  p -= lr / (1 - beta1^t) * m
 // eps is added before the bias correction of v (unlike Adam). The switch depends on
 // t and beta2 only: it is taken once per tensor per step, in prepare().
-// hyper: lr, beta1, beta2, eps, weight_decay, decoupled, maximize.
-// state: exp_avg, exp_avg_sq. scalar: step.
 #pragma once
 
 #include <cmath>
@@ -20,15 +18,34 @@
 namespace fusedopt::kernels {
 
 struct RAdam {
-    static constexpr int n_hyper = 7, n_state = 2, n_scalar = 1;
+    static constexpr std::array hyper{Hyper{"lr"},           Hyper{"betas", 2},
+                                      Hyper{"eps"},          Hyper{"weight_decay"},
+                                      Hyper{"decoupled_weight_decay"}, Hyper{"maximize"}};
+    static constexpr std::array state{"exp_avg", "exp_avg_sq"};
+    static constexpr std::array scalars{"step"};
+    // Where each input sits, found by name at compile time: a name the tables above
+    // do not declare does not compile.
+    struct Index {
+        static constexpr int lr = at(hyper, "lr"),
+                                beta1 = at(hyper, "betas", 0),
+                                beta2 = at(hyper, "betas", 1),
+                                weight_decay = at(hyper, "weight_decay"),
+                                decoupled_weight_decay = at(hyper, "decoupled_weight_decay"),
+                                eps = at(hyper, "eps"),
+                                maximize = at(hyper, "maximize"),
+                                exp_avg = at(state, "exp_avg"),
+                                exp_avg_sq = at(state, "exp_avg_sq"),
+                                step = at(scalars, "step");
+    };
     struct Coef {
         double beta1c, beta2, beta2c, eps, weight_decay, decay, step_size, sign;
         bool decoupled, rectified;
     };
 
     static Coef prepare(const double* h, double* const* scalar, void* const* /*state*/) {
-        const double lr = h[0], beta1 = h[1], beta2 = h[2], wd = h[4];
-        const double step = (*scalar[0] += 1.0);
+        const double lr = h[Index::lr], beta1 = h[Index::beta1], beta2 = h[Index::beta2];
+        const double wd = h[Index::weight_decay];
+        const double step = (*scalar[Index::step] += 1.0);
         const double bc1 = 1.0 - std::pow(beta1, step), bc2 = 1.0 - std::pow(beta2, step);
         const double rho_inf = 2.0 / (1.0 - beta2) - 1.0;
         const double rho_t = rho_inf - 2.0 * step * std::pow(beta2, step) / bc2;
@@ -39,15 +56,15 @@ struct RAdam {
                 std::sqrt((rho_t - 4.0) * (rho_t - 2.0) * rho_inf / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t));
             step_size *= rect * std::sqrt(bc2);
         }
-        const bool decoupled = h[5] != 0.0;
-        return {1.0 - beta1, beta2,     1.0 - beta2,           h[3],      decoupled ? 0.0 : wd,
-                1.0 - lr * wd, step_size, h[6] != 0.0 ? -1.0 : 1.0, decoupled && wd != 0.0, rectified};
+        const bool decoupled = h[Index::decoupled_weight_decay] != 0.0;
+        return {1.0 - beta1,   beta2,     1.0 - beta2, h[Index::eps], decoupled ? 0.0 : wd,
+                1.0 - lr * wd, step_size, h[Index::maximize] != 0.0 ? -1.0 : 1.0,       decoupled && wd != 0.0,       rectified};
     }
 
     template <class T>
     static void update(const Coef& c, T* __restrict p, const T* __restrict g, T* const* s, std::size_t n) {
-        T* __restrict m = s[0];
-        T* __restrict v = s[1];
+        T* __restrict m = s[Index::exp_avg];
+        T* __restrict v = s[Index::exp_avg_sq];
         const T b1c = static_cast<T>(c.beta1c), b2 = static_cast<T>(c.beta2), b2c = static_cast<T>(c.beta2c);
         const T eps = static_cast<T>(c.eps), wd = static_cast<T>(c.weight_decay), decay = static_cast<T>(c.decay);
         const T step_size = static_cast<T>(c.step_size), sign = static_cast<T>(c.sign);

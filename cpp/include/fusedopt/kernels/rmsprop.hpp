@@ -5,9 +5,8 @@
 //   else:     avg = sqrt(v) + eps
 //   momentum > 0: buf = momentum * buf + g / avg;  p -= lr * buf
 //   else:         p -= lr * g / avg
-// hyper: lr, alpha, eps, weight_decay, momentum, centered, maximize.
-// state: square_avg, momentum_buffer (momentum > 0 only), grad_avg (centered only).
-// scalar: step (counted, as torch does; the rule does not use it).
+// momentum_buffer exists with momentum > 0 only, grad_avg when centered only; the
+// scalar step is counted, as torch does, though the rule does not use it.
 #pragma once
 
 #include <cmath>
@@ -17,21 +16,41 @@
 namespace fusedopt::kernels {
 
 struct RMSprop {
-    static constexpr int n_hyper = 7, n_state = 3, n_scalar = 1;
+    static constexpr std::array hyper{Hyper{"lr"},       Hyper{"alpha"},    Hyper{"eps"},     Hyper{"weight_decay"},
+                                      Hyper{"momentum"}, Hyper{"centered"}, Hyper{"maximize"}};
+    static constexpr std::array state{"square_avg", "momentum_buffer", "grad_avg"};
+    static constexpr std::array scalars{"step"};
+    // Where each input sits, found by name at compile time: a name the tables above
+    // do not declare does not compile.
+    struct Index {
+        static constexpr int alpha = at(hyper, "alpha"),
+                                lr = at(hyper, "lr"),
+                                eps = at(hyper, "eps"),
+                                weight_decay = at(hyper, "weight_decay"),
+                                momentum = at(hyper, "momentum"),
+                                maximize = at(hyper, "maximize"),
+                                square_avg = at(state, "square_avg"),
+                                momentum_buffer = at(state, "momentum_buffer"),
+                                grad_avg = at(state, "grad_avg"),
+                                step = at(scalars, "step");
+    };
     struct Coef {
         double lr, alpha, alphac, eps, weight_decay, momentum, sign;
     };
 
     static Coef prepare(const double* h, double* const* scalar, void* const* /*state*/) {
-        *scalar[0] += 1.0;
-        return {h[0], h[1], 1.0 - h[1], h[2], h[3], h[4], h[6] != 0.0 ? -1.0 : 1.0};
+        *scalar[Index::step] += 1.0;
+        const double alpha = h[Index::alpha];
+        return {h[Index::lr],           alpha, 1.0 - alpha, h[Index::eps],
+                h[Index::weight_decay], h[Index::momentum],
+                h[Index::maximize] != 0.0 ? -1.0 : 1.0};
     }
 
     template <class T>
     static void update(const Coef& c, T* __restrict p, const T* __restrict g, T* const* s, std::size_t n) {
-        T* __restrict v = s[0];
-        T* __restrict buf = s[1];
-        T* __restrict m = s[2];
+        T* __restrict v = s[Index::square_avg];
+        T* __restrict buf = s[Index::momentum_buffer];
+        T* __restrict m = s[Index::grad_avg];
         const T lr = static_cast<T>(c.lr), alpha = static_cast<T>(c.alpha), alphac = static_cast<T>(c.alphac);
         const T eps = static_cast<T>(c.eps), wd = static_cast<T>(c.weight_decay);
         const T mom = static_cast<T>(c.momentum), sign = static_cast<T>(c.sign);

@@ -4,9 +4,8 @@
 //   buf = g (first step) | momentum * buf + (1 - dampening) * g
 //   g = g + momentum * buf (nesterov) | buf
 //   p -= lr * g
-// Without momentum there is no state. hyper: lr, momentum, dampening,
-// weight_decay, nesterov, maximize. state: momentum_buffer. scalar: step
-// (the steps taken since the buffer was created; 1 marks the first).
+// Without momentum there is no state; the scalar step counts the steps taken since
+// the momentum buffer was created (1 marks the first).
 #pragma once
 
 #include "fusedopt/kernel.hpp"
@@ -14,7 +13,22 @@
 namespace fusedopt::kernels {
 
 struct SGD {
-    static constexpr int n_hyper = 6, n_state = 1, n_scalar = 1;
+    static constexpr std::array hyper{Hyper{"lr"},           Hyper{"momentum"}, Hyper{"dampening"},
+                                      Hyper{"weight_decay"}, Hyper{"nesterov"}, Hyper{"maximize"}};
+    static constexpr std::array state{"momentum_buffer"};
+    static constexpr std::array scalars{"step"};
+    // Where each input sits, found by name at compile time: a name the tables above
+    // do not declare does not compile.
+    struct Index {
+        static constexpr int lr = at(hyper, "lr"),
+                                momentum = at(hyper, "momentum"),
+                                dampening = at(hyper, "dampening"),
+                                weight_decay = at(hyper, "weight_decay"),
+                                maximize = at(hyper, "maximize"),
+                                nesterov = at(hyper, "nesterov"),
+                                momentum_buffer = at(state, "momentum_buffer"),
+                                step = at(scalars, "step");
+    };
     struct Coef {
         double lr, momentum, one_minus_dampening, weight_decay, sign;
         bool nesterov, first;
@@ -22,16 +36,22 @@ struct SGD {
 
     static Coef prepare(const double* h, double* const* scalar, void* const* /*state*/) {
         bool first = false;
-        if (scalar[0]) {
-            *scalar[0] += 1.0;
-            first = *scalar[0] == 1.0;
+        if (double* step = scalar[Index::step]) {
+            *step += 1.0;
+            first = *step == 1.0;
         }
-        return {h[0], h[1], 1.0 - h[2], h[3], h[5] != 0.0 ? -1.0 : 1.0, h[4] != 0.0, first};
+        return {h[Index::lr],
+                h[Index::momentum],
+                1.0 - h[Index::dampening],
+                h[Index::weight_decay],
+                h[Index::maximize] != 0.0 ? -1.0 : 1.0,
+                h[Index::nesterov] != 0.0,
+                first};
     }
 
     template <class T>
     static void update(const Coef& c, T* __restrict p, const T* __restrict g, T* const* s, std::size_t n) {
-        T* __restrict buf = s[0];
+        T* __restrict buf = s[Index::momentum_buffer];
         const T lr = static_cast<T>(c.lr), mom = static_cast<T>(c.momentum);
         const T damp = static_cast<T>(c.one_minus_dampening), wd = static_cast<T>(c.weight_decay);
         const T sign = static_cast<T>(c.sign);
