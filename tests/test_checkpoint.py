@@ -106,7 +106,7 @@ def test_load_into_another_algorithm_shape_or_dtype_is_refused_and_changes_nothi
     rng = np.random.default_rng(3)
     candidates: list[tuple[Any, type[Exception], str]] = []
     ps, o = make(*other, 4, 1)
-    candidates.append(((ps, o), ValueError, f"not a {other[0].__name__}"))
+    candidates.append(((ps, o), ValueError, f"not an? {other[0].__name__}"))
     shaped = [rng.standard_normal((4, 3)), rng.standard_normal(6).astype(np.float32)]
     shaped += [np.asfortranarray(rng.standard_normal((3, 2))), np.asarray(rng.standard_normal(()))]
     typed = [rng.standard_normal((4, 3)), rng.standard_normal(5)]
@@ -139,7 +139,7 @@ def test_scheduler_mismatch_or_failure_changes_nothing(tmp_path):
     ps, o = make(fo.Adam, {"lr": 0.01}, 2, 1)
     sched = fo.lr_scheduler.StepLR(o, step_size=2)
     before = fingerprint(o, ps)
-    with pytest.raises(ValueError, match="Counter schedule, not a StepLR"):
+    with pytest.raises(ValueError, match="a Counter schedule, not a StepLR"):
         fo.load_checkpoint(path, o, sched)
     with pytest.raises(ValueError, match="no scheduler"):
         fo.load_checkpoint(tmp_path / "bare.npz", o, Counter())
@@ -275,6 +275,75 @@ def test_damaged_files_are_a_clear_error_and_change_nothing(damage, tmp_path):
     assert fingerprint(o, ps) == before
     with pytest.raises(FileNotFoundError):
         fo.load_checkpoint(tmp_path / "nope.npz", o)
+
+
+def flip_outcomes(data: bytes, path: Path, load: Any) -> dict[str, int]:
+    """Loads ``data`` with each single byte flipped in turn (xor 0xFF) through ``load``;
+    counts the outcomes. Anything but a ValueError naming the path, or a load of the
+    identical values, fails at once."""
+    counts = {"ValueError": 0, "identical": 0}
+    for i in range(len(data)):
+        path.write_bytes(data[:i] + bytes([data[i] ^ 0xFF]) + data[i + 1 :])
+        try:
+            same = load()
+        except ValueError as e:
+            assert repr(str(path)) in str(e), (i, e)
+            counts["ValueError"] += 1
+            continue
+        except Exception as e:  # noqa: BLE001 - the test is that nothing else escapes
+            pytest.fail(f"flipping byte {i} of {len(data)} raised {type(e).__name__}: {e}")
+        assert same, f"flipping byte {i} of {len(data)} loaded other values"
+        counts["identical"] += 1
+    return counts
+
+
+def test_every_single_byte_flip_is_a_value_error_or_loads_the_identical_values(tmp_path):
+    """Each byte of a small checkpoint (optimizer, schedule, an array) flipped in turn:
+    the zip's CRC-32 guards every array and the metadata, and whatever a damaged header
+    makes zipfile or numpy raise (an "encrypted" flag, an unknown compression method,
+    absurd sizes) is a ValueError naming the file. Bytes nobody reads (time stamps,
+    the copies of sizes in the local headers) load the very same values."""
+    w, b = np.linspace(-1, 1, 6).reshape(2, 3), np.arange(3, dtype=np.float32)
+    opt = fo.Adam([w, b], lr=0.01, amsgrad=True)
+    sched = fo.lr_scheduler.StepLR(opt, 2, 0.5)
+    for t in range(3):
+        opt.step(grads_for([w, b], t))
+        sched.step()
+    good = tmp_path / "good.npz"
+    fo.save_checkpoint(good, opt, sched, epoch=np.array(3))
+    data = good.read_bytes()
+    ps = [np.zeros_like(w), np.zeros_like(b)]
+    twin = fo.Adam(ps, lr=0.01, amsgrad=True)
+    twin_sched = fo.lr_scheduler.StepLR(twin, 2, 0.5)
+    reference = fo.load_checkpoint(good, twin, twin_sched)
+    expected = (fingerprint(twin, ps), repr(twin_sched.state_dict()), repr(reference))
+    path = tmp_path / "flipped.npz"
+
+    def load() -> bool:
+        out = fo.load_checkpoint(path, twin, twin_sched)
+        return (fingerprint(twin, ps), repr(twin_sched.state_dict()), repr(out)) == expected
+
+    counts = flip_outcomes(data, path, load)
+    assert counts["ValueError"] > len(data) // 2  # most bytes are guarded data
+    assert sum(counts.values()) == len(data)
+
+
+def test_io_errors_name_the_users_path(tmp_path):
+    _, opt = make(fo.SGD, {"lr": 0.1}, 1, 1)
+    target = tmp_path / "missing-dir" / "c.npz"
+    with pytest.raises(FileNotFoundError, match="missing-dir") as info:
+        fo.save_checkpoint(target, opt)
+    assert info.value.filename == str(target)
+    assert not (tmp_path / "missing-dir").exists()
+    path = tmp_path / "c.npz"
+    fo.save_checkpoint(path, opt)
+    ps, other = make(fo.Adam, {"lr": 0.1}, 1, 1)
+    with pytest.raises(ValueError, match=r"c\.npz.*an SGD optimizer, not an Adam"):
+        fo.load_checkpoint(path, other)
+    path.write_bytes(b"\x00" + path.read_bytes()[1:])  # no zip magic: not "allow_pickle"
+    with pytest.raises(ValueError, match=r"c\.npz.*not an \.npz") as info:
+        fo.load_checkpoint(path, opt)
+    assert "pickle" not in str(info.value)
 
 
 @st.composite

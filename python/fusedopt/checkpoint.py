@@ -41,18 +41,18 @@ File layout: an ordinary ``.npz`` (a zip of ``.npy`` files), readable by ``numpy
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
 import stat
 import tempfile
-import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
 import numpy as np
 
-from .optimizer import Optimizer
+from .optimizer import Optimizer, _a
 
 __all__ = ["FORMAT_VERSION", "load_checkpoint", "save_checkpoint"]
 
@@ -183,7 +183,7 @@ def save_checkpoint(
         )
     entries: dict[str, np.ndarray] = {}
     blobs: dict[str, np.ndarray] = {}
-    with optimizer._lock:  # one consistent snapshot, even while another thread steps
+    with optimizer.locked():  # one consistent snapshot, even while another thread steps
         sd = optimizer.state_dict()
         params = _params(optimizer)
         for i, p in enumerate(params):
@@ -228,13 +228,23 @@ def save_checkpoint(
 
 def _write_atomically(path: str, entries: Mapping[str, Any]) -> None:
     """Writes ``entries`` as an npz to a temporary file beside ``path``, syncs it, and
-    renames it to ``path``; the temporary file is removed if anything fails."""
+    renames it to ``path``; the temporary file is removed if anything fails. Errors
+    name ``path``, never the temporary file."""
     directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(
+            errno.ENOENT, f"cannot write the checkpoint: no directory {directory!r}", path
+        )
     try:
         mode = stat.S_IMODE(os.stat(path).st_mode)
     except FileNotFoundError:
         mode = 0o644
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    try:
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory
+        )
+    except OSError as e:
+        raise type(e)(e.errno, f"cannot write the checkpoint: {e.strerror}", path) from e
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **entries)
@@ -265,35 +275,46 @@ def _sync_directory(directory: str) -> None:
 # ------------------------------------------------------------------------- reading
 
 
+_ZIP_MAGIC = b"PK\x03\x04"
+
+
 def _read(path: PathLike) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Every entry of the checkpoint, and its metadata; ValueError for a damaged file."""
+    """Every entry of the checkpoint, and its metadata; ValueError naming ``path`` for a
+    file that is not an intact checkpoint.
+
+    Every member of the ``.npz`` is read whole, so zipfile checks its CRC-32: a damaged
+    byte of any array or of the metadata is caught here. Whatever a damaged zip or
+    ``.npy`` header makes the readers raise (BadZipFile, a "password required"
+    RuntimeError for a flipped encryption flag, NotImplementedError for a flipped
+    compression method, struct errors, absurd sizes, ...) becomes that ValueError.
+    """
     if not isinstance(path, str | os.PathLike):
         raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
-    try:
-        # Our own file object: numpy leaks its own when the zip is unreadable.
-        with open(path, "rb") as f:
-            npz = np.load(f, allow_pickle=False)
-            if not isinstance(npz, np.lib.npyio.NpzFile):
-                raise ValueError("it holds a single array, not an .npz")
-            with npz:
+    name = os.fspath(path)
+    # Our own file object: numpy leaks its own when the zip is unreadable. Opening errors
+    # (no such file, a directory, no permission) are the user's to see as they are.
+    with open(path, "rb") as f:
+        try:
+            if f.read(len(_ZIP_MAGIC)) != _ZIP_MAGIC:
+                raise ValueError("it is not an .npz file (a zip archive)")
+            f.seek(0)
+            with np.load(f, allow_pickle=False) as npz:
                 entries = {k: npz[k] for k in npz.files}
-    except (FileNotFoundError, IsADirectoryError, PermissionError):
-        raise
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as e:
-        raise ValueError(f"{os.fspath(path)!r} is not a readable checkpoint: {e}") from e
+        except Exception as e:
+            raise ValueError(f"{name!r} is not a readable checkpoint: {e}") from e
     if _META not in entries:
-        raise ValueError(f"{os.fspath(path)!r} is an .npz but not a fusedopt checkpoint")
+        raise ValueError(f"{name!r} is an .npz but not a fusedopt checkpoint")
     try:
         meta = json.loads(str(entries.pop(_META)))
         ok = isinstance(meta, dict) and meta.get("format") == "fusedopt-checkpoint"
     except (ValueError, TypeError) as e:
-        raise ValueError(f"damaged checkpoint {os.fspath(path)!r}: {e}") from e
+        raise ValueError(f"damaged checkpoint {name!r}: {e}") from e
     if not ok:
-        raise ValueError(f"damaged checkpoint {os.fspath(path)!r}: no fusedopt metadata")
+        raise ValueError(f"damaged checkpoint {name!r}: no fusedopt metadata")
     version = meta.get("version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise ValueError(
-            f"checkpoint {os.fspath(path)!r} has format version {version!r}; this fusedopt reads "
+            f"checkpoint {name!r} has format version {version!r}; this fusedopt reads "
             f"up to {FORMAT_VERSION}"
         )
     return entries, meta
@@ -308,7 +329,9 @@ def _optimizer_plan(
         raise ValueError("the checkpoint holds no optimizer")
     mine, theirs = type(optimizer).__name__, saved.get("class")
     if theirs != mine:
-        raise ValueError(f"the checkpoint holds the state of a {theirs} optimizer, not a {mine}")
+        raise ValueError(
+            f"the checkpoint holds the state of {_a(str(theirs))} optimizer, not {_a(mine)}"
+        )
     groups = _decode(saved.get("param_groups"), entries)
     shapes = saved.get("params")
     if not isinstance(groups, list) or not isinstance(shapes, list):
@@ -349,6 +372,22 @@ def _optimizer_plan(
     return {"state": state, "param_groups": groups}, values, skipped
 
 
+@contextlib.contextmanager
+def _about(path: PathLike) -> Iterator[None]:
+    """Errors in the block name the checkpoint's path; those a damaged (hand-edited) file
+    provokes in the decoding (KeyError, AttributeError, IndexError) become ValueError."""
+    name = os.fspath(path)
+    try:
+        yield
+    except (KeyError, AttributeError, IndexError) as e:
+        raise ValueError(f"damaged checkpoint {name!r}: {e!r}") from e
+    except (ValueError, TypeError) as e:
+        if repr(name) in str(e):
+            raise
+        kind = TypeError if isinstance(e, TypeError) else ValueError
+        raise kind(f"checkpoint {name!r}: {e}") from e
+
+
 def load_checkpoint(
     path: PathLike,
     optimizer: Optimizer | None = None,
@@ -378,7 +417,7 @@ def load_checkpoint(
     if optimizer is not None and not isinstance(optimizer, Optimizer):
         raise TypeError(f"optimizer must be a fusedopt Optimizer, got {type(optimizer).__name__}")
     entries, meta = _read(path)
-    try:
+    with _about(path):
         out = {str(n): _entry(entries, f"array/{n}") for n in meta.get("arrays", [])}
         saved_sched = meta.get("scheduler")
         if scheduler is not None:
@@ -386,8 +425,8 @@ def load_checkpoint(
                 raise ValueError("the checkpoint holds no scheduler")
             if saved_sched.get("class") != type(scheduler).__name__:
                 raise ValueError(
-                    f"the checkpoint holds a {saved_sched.get('class')} schedule, "
-                    f"not a {type(scheduler).__name__}"
+                    f"the checkpoint holds {_a(str(saved_sched.get('class')))} schedule, "
+                    f"not {_a(type(scheduler).__name__)}"
                 )
             sched_state = _decode(saved_sched.get("state"), entries)
             if not isinstance(sched_state, dict):
@@ -395,44 +434,23 @@ def load_checkpoint(
         plan = None
         if optimizer is not None:
             plan = _optimizer_plan(optimizer, meta.get("optimizer"), entries)
-    except (KeyError, AttributeError, IndexError) as e:  # a damaged (hand-edited) file
-        raise ValueError(f"damaged checkpoint {os.fspath(path)!r}: {e!r}") from e
     if plan is None:
         if scheduler is not None:
             scheduler.load_state_dict(sched_state)
         return out
     assert optimizer is not None
     sd, values, skipped = plan
-    with optimizer._lock:
-        # What a rollback restores by assignment (it cannot fail): load_state_dict
-        # replaces the state list and refills the group dicts, it never writes the old
-        # state arrays.
-        old_groups = [dict(g) for g in optimizer.param_groups]
-        old_state = optimizer._state
-        params = _params(optimizer)
-        old_values = [np.array(p, copy=True, order="K") for p in params]
-        old_skipped = optimizer.skipped_steps
+    with _about(path), optimizer.transaction():  # all or nothing: a failure puts all back
         optimizer.load_state_dict(sd)  # checks everything before changing anything
-        try:
-            for p, v in zip(params, values, strict=True):
-                np.copyto(p, v)
-            optimizer.skipped_steps = skipped
-            if scheduler is not None:
-                old_sched = scheduler.state_dict()
-                try:
-                    scheduler.load_state_dict(sched_state)
-                except BaseException:
-                    with contextlib.suppress(Exception):
-                        scheduler.load_state_dict(old_sched)
-                    raise
-        except BaseException:
-            for group, old in zip(optimizer.param_groups, old_groups, strict=True):
-                group.clear()
-                group.update(old)
-            optimizer._state = old_state
-            optimizer._layout = None  # the old arrays go back to the kernel at the next step
-            for p, v in zip(params, old_values, strict=True):
-                np.copyto(p, v)
-            optimizer.skipped_steps = old_skipped
-            raise
+        for p, v in zip(_params(optimizer), values, strict=True):
+            np.copyto(p, v)
+        optimizer.skipped_steps = skipped
+        if scheduler is not None:
+            old_sched = scheduler.state_dict()
+            try:
+                scheduler.load_state_dict(sched_state)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    scheduler.load_state_dict(old_sched)
+                raise
     return out
