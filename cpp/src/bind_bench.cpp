@@ -56,7 +56,8 @@ Work check_work(const std::vector<py::handle>& role_args, int n_inplace, const s
     w.n_readonly = static_cast<int>(role_args.size()) - n_inplace;
     const int n_roles = w.n_inplace + w.n_readonly;
     std::vector<std::vector<py::array>> roles;
-    for (int k = 0; k < n_roles; ++k) roles.push_back(role_arrays(role_args[static_cast<std::size_t>(k)], names[static_cast<std::size_t>(k)]));
+    for (int k = 0; k < n_roles; ++k)
+        roles.push_back(role_arrays(role_args[static_cast<std::size_t>(k)], names[static_cast<std::size_t>(k)]));
     const std::size_t n_tensors = roles[0].size();
     if (n_tensors == 0) throw py::value_error(names[0] + " is an empty list of arrays");
     const py::dtype f32 = py::dtype::of<float>(), f64 = py::dtype::of<double>();
@@ -74,7 +75,8 @@ Work check_work(const std::vector<py::handle>& role_args, int n_inplace, const s
     for (std::size_t t = 0; t < n_tensors; ++t) {
         const py::array& first = roles[0][t];
         if (t == 0) {
-            if (first.dtype().equal(f64)) w.is_double = true;
+            if (first.dtype().equal(f64))
+                w.is_double = true;
             else if (!first.dtype().equal(f32))
                 throw py::type_error(names[0] + " has dtype " + std::string(py::str(first.dtype())) +
                                      "; the bandwidth kernels take float32 and float64");
@@ -124,7 +126,8 @@ void traffic_sweeps(const Work& w, T s, long repeat) {
             T* a[kMaxInplace] = {};
             const T* r[kMaxReadonly] = {};
             for (int k = 0; k < NI; ++k) a[k] = static_cast<T*>(data[t * n_roles + static_cast<std::size_t>(k)]) + start;
-            for (int k = 0; k < NR; ++k) r[k] = static_cast<const T*>(data[t * n_roles + static_cast<std::size_t>(NI + k)]) + start;
+            for (int k = 0; k < NR; ++k)
+                r[k] = static_cast<const T*>(data[t * n_roles + static_cast<std::size_t>(NI + k)]) + start;
             bench::traffic_loop<NI, NR, T>(a, r, s, count);
         });
     }
@@ -133,11 +136,16 @@ void traffic_sweeps(const Work& w, T s, long repeat) {
 template <class T, int NI>
 void traffic_nr(const Work& w, T s, long repeat) {
     switch (w.n_readonly) {
-        case 0: return traffic_sweeps<T, NI, 0>(w, s, repeat);
-        case 1: return traffic_sweeps<T, NI, 1>(w, s, repeat);
-        case 2: return traffic_sweeps<T, NI, 2>(w, s, repeat);
-        case 3: return traffic_sweeps<T, NI, 3>(w, s, repeat);
-        default: return traffic_sweeps<T, NI, 4>(w, s, repeat);
+        case 0:
+            return traffic_sweeps<T, NI, 0>(w, s, repeat);
+        case 1:
+            return traffic_sweeps<T, NI, 1>(w, s, repeat);
+        case 2:
+            return traffic_sweeps<T, NI, 2>(w, s, repeat);
+        case 3:
+            return traffic_sweeps<T, NI, 3>(w, s, repeat);
+        default:
+            return traffic_sweeps<T, NI, 4>(w, s, repeat);
     }
 }
 
@@ -145,12 +153,18 @@ template <class T>
 void traffic_run(const Work& w, T s, long repeat) {
     static_assert(kMaxInplace == 6 && kMaxReadonly == 4, "update the dispatch");
     switch (w.n_inplace) {
-        case 1: return traffic_nr<T, 1>(w, s, repeat);
-        case 2: return traffic_nr<T, 2>(w, s, repeat);
-        case 3: return traffic_nr<T, 3>(w, s, repeat);
-        case 4: return traffic_nr<T, 4>(w, s, repeat);
-        case 5: return traffic_nr<T, 5>(w, s, repeat);
-        default: return traffic_nr<T, 6>(w, s, repeat);
+        case 1:
+            return traffic_nr<T, 1>(w, s, repeat);
+        case 2:
+            return traffic_nr<T, 2>(w, s, repeat);
+        case 3:
+            return traffic_nr<T, 3>(w, s, repeat);
+        case 4:
+            return traffic_nr<T, 4>(w, s, repeat);
+        case 5:
+            return traffic_nr<T, 5>(w, s, repeat);
+        default:
+            return traffic_nr<T, 6>(w, s, repeat);
     }
 }
 
@@ -178,9 +192,11 @@ void register_bench(py::module_& m) {
             check_repeat(repeat);
             const std::size_t ni = py::len(inplace), nr = py::len(readonly);
             if (ni < 1 || ni > kMaxInplace)
-                throw py::value_error("inplace must hold 1 to " + std::to_string(kMaxInplace) + " arrays, got " + std::to_string(ni));
+                throw py::value_error("inplace must hold 1 to " + std::to_string(kMaxInplace) + " arrays, got " +
+                                      std::to_string(ni));
             if (nr > kMaxReadonly)
-                throw py::value_error("readonly must hold at most " + std::to_string(kMaxReadonly) + " arrays, got " + std::to_string(nr));
+                throw py::value_error("readonly must hold at most " + std::to_string(kMaxReadonly) + " arrays, got " +
+                                      std::to_string(nr));
             std::vector<py::handle> roles;
             std::vector<std::string> names;
             for (std::size_t k = 0; k < ni; ++k) {
@@ -193,8 +209,10 @@ void register_bench(py::module_& m) {
             }
             const Work w = check_work(roles, static_cast<int>(ni), names);
             py::gil_scoped_release nogil;
-            if (w.is_double) traffic_run<double>(w, scale, repeat);
-            else traffic_run<float>(w, static_cast<float>(scale), repeat);
+            if (w.is_double)
+                traffic_run<double>(w, scale, repeat);
+            else
+                traffic_run<float>(w, static_cast<float>(scale), repeat);
         },
         py::arg("inplace"), py::arg("readonly") = py::tuple(), py::arg("scale") = 0.5, py::arg("repeat") = 1,
         "The bandwidth kernel with an optimizer's read/write pattern, through the optimizers' parallel loop.\n\n"
@@ -209,8 +227,10 @@ void register_bench(py::module_& m) {
             check_repeat(repeat);
             const Work w = check_work({a, b, c}, 1, {"a", "b", "c"});
             py::gil_scoped_release nogil;
-            if (w.is_double) triad_run<double>(w, scale, repeat);
-            else triad_run<float>(w, static_cast<float>(scale), repeat);
+            if (w.is_double)
+                triad_run<double>(w, scale, repeat);
+            else
+                triad_run<float>(w, static_cast<float>(scale), repeat);
         },
         py::arg("a"), py::arg("b"), py::arg("c"), py::arg("scale") = 3.0, py::arg("repeat") = 1,
         "The STREAM triad a = b + scale * c (reads 2 arrays, writes 1) through the optimizers'\n"

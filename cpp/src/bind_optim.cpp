@@ -51,7 +51,8 @@ std::string shape_of(PyArrayObject* a) {
 std::string dtype_of(PyArrayObject* a) {
     py::handle descr(reinterpret_cast<PyObject*>(PyArray_DESCR(a)));
     if (PyArray_ISNOTSWAPPED(a)) return descr.attr("name").cast<std::string>();
-    return py::str(descr).cast<std::string>() + (PyArray_ISBYTESWAPPED(a) && PY_BIG_ENDIAN == 0 ? " (big-endian)" : " (byte-swapped)");
+    return py::str(descr).cast<std::string>() +
+           (PyArray_ISBYTESWAPPED(a) && PY_BIG_ENDIAN == 0 ? " (big-endian)" : " (byte-swapped)");
 }
 
 std::string type_name(PyObject* o) { return Py_TYPE(o)->tp_name; }
@@ -80,8 +81,10 @@ Extent extent_of(PyArrayObject* a) {
         const npy_intp s = PyArray_STRIDE(a, d);
         const auto n = static_cast<std::uintptr_t>(PyArray_DIM(a, d) - 1);
         const std::uintptr_t mag = s < 0 ? ~static_cast<std::uintptr_t>(s) + 1 : static_cast<std::uintptr_t>(s);
-        if (s < 0) lo -= n * mag;
-        else hi += n * mag;
+        if (s < 0)
+            lo -= n * mag;
+        else
+            hi += n * mag;
     }
     return {lo, hi + static_cast<std::uintptr_t>(PyArray_ITEMSIZE(a))};
 }
@@ -112,8 +115,8 @@ void sort_and_check_disjoint(std::vector<Written>& spans) {
 // The first of the sorted, disjoint `spans` that `e` intersects, or nullptr.
 const Written* find_overlap(const std::vector<Written>& spans, const Extent& e) {
     if (e.empty()) return nullptr;
-    auto it = std::upper_bound(spans.begin(), spans.end(), e.lo,
-                               [](std::uintptr_t lo, const Written& w) { return lo < w.extent.hi; });
+    auto it =
+        std::upper_bound(spans.begin(), spans.end(), e.lo, [](std::uintptr_t lo, const Written& w) { return lo < w.extent.hi; });
     return it != spans.end() && it->extent.lo < e.hi ? &*it : nullptr;
 }
 
@@ -164,9 +167,7 @@ struct Snapshot {
     int type;
     bool c_order;
 
-    static Snapshot of(PyArrayObject* a, bool c_order) {
-        return {a, PyArray_DATA(a), PyArray_SIZE(a), PyArray_TYPE(a), c_order};
-    }
+    static Snapshot of(PyArrayObject* a, bool c_order) { return {a, PyArray_DATA(a), PyArray_SIZE(a), PyArray_TYPE(a), c_order}; }
     bool unchanged() const {
         return PyArray_DATA(array) == data && PyArray_SIZE(array) == size && PyArray_TYPE(array) == type &&
                PyArray_ISNOTSWAPPED(array) && PyArray_ISWRITEABLE(array) && same_layout(array, c_order);
@@ -186,7 +187,8 @@ public:
         params_.reserve(n);
         for (std::size_t i = 0; i < n; ++i) {
             py::object p = params[i];
-            if (!PyArray_Check(p.ptr())) throw py::type_error(item("params", i) + " must be a numpy.ndarray, got " + type_name(p.ptr()));
+            if (!PyArray_Check(p.ptr()))
+                throw py::type_error(item("params", i) + " must be a numpy.ndarray, got " + type_name(p.ptr()));
             auto* a = reinterpret_cast<PyArrayObject*>(p.ptr());
             if (!supported_dtype(a))
                 throw py::type_error(item("params", i) + " has dtype " + dtype_of(a) +
@@ -194,7 +196,8 @@ public:
             if (!PyArray_ISWRITEABLE(a)) throw py::value_error(item("params", i) + " is read-only");
             const bool c_order = PyArray_IS_C_CONTIGUOUS(a);
             if (!same_layout(a, c_order))
-                throw py::value_error(item("params", i) + " is not contiguous and aligned in memory (a strided view?); "
+                throw py::value_error(item("params", i) +
+                                      " is not contiguous and aligned in memory (a strided view?); "
                                       "fusedopt updates contiguous arrays only");
             if (group_of[i] < 0 || group_of[i] >= n_groups) throw py::value_error("group index out of range");
             params_.push_back(p);
@@ -244,7 +247,8 @@ public:
                 auto* a = reinterpret_cast<PyArrayObject*>(s.ptr());
                 if (PyArray_TYPE(a) != PyArray_TYPE(p) || !PyArray_ISNOTSWAPPED(a))
                     throw py::type_error(what + " has dtype " + dtype_of(a) + ", the parameter " + dtype_of(p));
-                if (!same_shape(a, p)) throw py::value_error(what + " has shape " + shape_of(a) + ", the parameter " + shape_of(p));
+                if (!same_shape(a, p))
+                    throw py::value_error(what + " has shape " + shape_of(a) + ", the parameter " + shape_of(p));
                 if (!PyArray_ISWRITEABLE(a) || !same_layout(a, c_order_[i]))
                     throw py::value_error(what + " must be writeable and laid out like the parameter");
                 if (overlaps(a, p)) throw py::value_error(what + " shares memory with the parameter");
@@ -259,7 +263,8 @@ public:
                 auto* a = PyArray_Check(s.ptr()) ? reinterpret_cast<PyArrayObject*>(s.ptr()) : nullptr;
                 if (!a || PyArray_TYPE(a) != NPY_FLOAT64 || PyArray_SIZE(a) != 1 || !PyArray_ISWRITEABLE(a) ||
                     !PyArray_ISALIGNED(a) || !PyArray_ISNOTSWAPPED(a))
-                    throw py::type_error("scalar state of " + item("params", i) + " must be a writeable float64 array of one element");
+                    throw py::type_error("scalar state of " + item("params", i) +
+                                         " must be a writeable float64 array of one element");
                 refs[i].scalar[k] = static_cast<double*>(PyArray_DATA(a));
                 checks.push_back(Snapshot::of(a, true));
                 written.push_back({extent_of(a), i, true});
@@ -327,7 +332,8 @@ private:
         for (std::size_t i = 0; i < param_checks_.size(); ++i) {
             if (param_checks_[i].unchanged()) continue;
             if (!PyArray_ISWRITEABLE(param_checks_[i].array)) throw py::value_error(item("params", i) + " has become read-only");
-            throw py::value_error(item("params", i) + " has changed since it was given to the optimizer (resized, "
+            throw py::value_error(item("params", i) +
+                                  " has changed since it was given to the optimizer (resized, "
                                   "reallocated, or its dtype or memory layout changed); give the optimizer the new array");
         }
     }
@@ -335,15 +341,17 @@ private:
     void check_state_unchanged() const {
         for (const Snapshot& c : state_checks_)
             if (!c.unchanged())
-                throw py::value_error("a state array has changed since it was given to the optimizer (resized, reallocated, "
-                                      "made read-only, or its dtype or memory layout changed)");
+                throw py::value_error(
+                    "a state array has changed since it was given to the optimizer (resized, reallocated, "
+                    "made read-only, or its dtype or memory layout changed)");
     }
 
     // Checks every grad against its parameter and points the work list at it. `used`,
     // when given, receives the array each parameter will be stepped with.
     py::object prepare_grads(py::handle grads, std::vector<py::object>& copies, py::list* used = nullptr) {
         if (PyArray_Check(grads.ptr()))
-            throw py::type_error("grads must be a sequence of arrays (one per parameter), got a single numpy.ndarray; wrap it in a list");
+            throw py::type_error(
+                "grads must be a sequence of arrays (one per parameter), got a single numpy.ndarray; wrap it in a list");
         // A tuple holds the grads alive while the kernel runs, whatever other threads do to a list.
         PyObject* fast = PySequence_Check(grads.ptr()) ? PySequence_Tuple(grads.ptr()) : nullptr;
         if (!fast) {
@@ -354,7 +362,8 @@ private:
         py::object seq = py::reinterpret_steal<py::object>(fast);
         const std::size_t n = static_cast<std::size_t>(PySequence_Fast_GET_SIZE(fast));
         if (n != params_.size())
-            throw py::value_error("expected " + std::to_string(params_.size()) + " grads (one per parameter), got " + std::to_string(n));
+            throw py::value_error("expected " + std::to_string(params_.size()) + " grads (one per parameter), got " +
+                                  std::to_string(n));
         check_params_unchanged();
         for (std::size_t i = 0; i < n; ++i) {
             PyObject* g = PySequence_Fast_GET_ITEM(fast, static_cast<Py_ssize_t>(i));
@@ -365,8 +374,8 @@ private:
                 throw py::type_error(item("grads", i) + " has dtype " + dtype_of(a) + " but " + item("params", i) + " is " +
                                      dtype_of(p) + " (grads are not cast)");
             if (!same_shape(a, p))
-                throw py::value_error(item("grads", i) + " has shape " + shape_of(a) + " but " + item("params", i) + " has shape " +
-                                      shape_of(p));
+                throw py::value_error(item("grads", i) + " has shape " + shape_of(a) + " but " + item("params", i) +
+                                      " has shape " + shape_of(p));
             // Before any copy: a grad that is (a view of) an array the step writes would
             // change while it is read, and the grads are never modified.
             if (const Written* w = find_overlap(written_, extent_of(a)))

@@ -113,16 +113,26 @@ HyperRules::HyperRules(const std::string& kernel, py::sequence rules) : kernel_(
                     req.rule = j;
                     found = true;
                 }
-            if (!found || !rules_[i].flag) throw py::value_error(who + rules_[i].name + " requires an unknown or non-scalar '" + other + "'");
-            if (op == ">") req.op = Op::gt;
-            else if (op == ">=") req.op = Op::ge;
-            else if (op == "<") req.op = Op::lt;
-            else if (op == "<=") req.op = Op::le;
-            else if (op == "==") req.op = Op::eq;
-            else if (op == "!=") req.op = Op::ne;
-            else throw py::value_error(who + "unknown operator '" + op + "'");
+            if (!found || !rules_[i].flag)
+                throw py::value_error(who + rules_[i].name + " requires an unknown or non-scalar '" + other + "'");
+            if (op == ">")
+                req.op = Op::gt;
+            else if (op == ">=")
+                req.op = Op::ge;
+            else if (op == "<")
+                req.op = Op::lt;
+            else if (op == "<=")
+                req.op = Op::le;
+            else if (op == "==")
+                req.op = Op::eq;
+            else if (op == "!=")
+                req.op = Op::ne;
+            else
+                throw py::value_error(who + "unknown operator '" + op + "'");
             req.text = other + " " + op + " " + py::repr(q[2]).cast<std::string>();
-            rules_[i].requires.push_back(std::move(req));
+            rules_[i].
+                requires
+                .push_back(std::move(req));
         }
     }
 }
@@ -190,12 +200,24 @@ void HyperRules::read_group(PyObject* group, double* values, const Where& where)
             const double x = values[rules_[q.rule].value_offset];
             bool ok = false;
             switch (q.op) {
-                case Op::gt: ok = x > q.value; break;
-                case Op::ge: ok = x >= q.value; break;
-                case Op::lt: ok = x < q.value; break;
-                case Op::le: ok = x <= q.value; break;
-                case Op::eq: ok = x == q.value; break;
-                case Op::ne: ok = x != q.value; break;
+                case Op::gt:
+                    ok = x > q.value;
+                    break;
+                case Op::ge:
+                    ok = x >= q.value;
+                    break;
+                case Op::lt:
+                    ok = x < q.value;
+                    break;
+                case Op::le:
+                    ok = x <= q.value;
+                    break;
+                case Op::eq:
+                    ok = x == q.value;
+                    break;
+                case Op::ne:
+                    ok = x != q.value;
+                    break;
             }
             if (!ok) {
                 std::string all;
@@ -223,7 +245,8 @@ void HyperRules::read_groups(py::handle groups, std::size_t n_groups, double* ou
         py::object group = py::reinterpret_steal<py::object>(PySequence_GetItem(groups.ptr(), static_cast<Py_ssize_t>(gi)));
         if (!group) throw py::error_already_set();
         // Messages are built only on error: this runs on every step.
-        read_group(group.ptr(), values, [gi](const std::string& message) { return "param_groups[" + std::to_string(gi) + "]: " + message; });
+        read_group(group.ptr(), values,
+                   [gi](const std::string& message) { return "param_groups[" + std::to_string(gi) + "]: " + message; });
         double* dst = out + gi * nk;
         for (const Rule& r : rules_)
             if (r.kernel_offset >= 0)

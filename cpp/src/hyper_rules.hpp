@@ -57,7 +57,8 @@ private:
         std::string must;
         int value_offset;   // where its values start among all of the table's values
         int kernel_offset;  // where the kernel reads them, or -1 (a key only the Python side reads)
-        std::vector<Requirement> requires;
+        std::vector<Requirement>
+            requires;
     };
 
     template <class Where>

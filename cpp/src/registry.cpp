@@ -28,15 +28,9 @@ constexpr KernelInfo entry(const char* name) {
 
 const std::vector<KernelInfo>& all_kernels() {
     static const std::vector<KernelInfo> table = {
-        entry<kernels::SGD>("sgd"),
-        entry<kernels::Adam>("adam"),
-        entry<kernels::Adagrad>("adagrad"),
-        entry<kernels::RMSprop>("rmsprop"),
-        entry<kernels::Adadelta>("adadelta"),
-        entry<kernels::Adamax>("adamax"),
-        entry<kernels::NAdam>("nadam"),
-        entry<kernels::RAdam>("radam"),
-        entry<kernels::Lion>("lion"),
+        entry<kernels::SGD>("sgd"),         entry<kernels::Adam>("adam"),         entry<kernels::Adagrad>("adagrad"),
+        entry<kernels::RMSprop>("rmsprop"), entry<kernels::Adadelta>("adadelta"), entry<kernels::Adamax>("adamax"),
+        entry<kernels::NAdam>("nadam"),     entry<kernels::RAdam>("radam"),       entry<kernels::Lion>("lion"),
     };
     return table;
 }

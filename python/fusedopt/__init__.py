@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from . import lr_finder, lr_scheduler
 from ._core import build_info, get_num_threads, set_num_threads
+from ._version import __version__
 from .adadelta import Adadelta
 from .adagrad import Adagrad
 from .adam import Adam
@@ -26,8 +27,6 @@ from .optimizer import Optimizer
 from .radam import RAdam
 from .rmsprop import RMSprop
 from .sgd import SGD
-
-__version__ = "0.1.0"
 
 __all__ = [
     "SGD",

@@ -128,8 +128,7 @@ struct Situation {
 // Runs kernel K for one step over all tensors: the per-tensor constants first (serial,
 // cheap), then one parallel sweep over all elements.
 template <class K>
-void run_step(std::vector<TensorRef>& tensors, const std::vector<std::size_t>& offsets,
-              const std::vector<std::size_t>& sizes) {
+void run_step(std::vector<TensorRef>& tensors, const std::vector<std::size_t>& offsets, const std::vector<std::size_t>& sizes) {
     static_assert(K::state.size() <= kMaxState && K::scalars.size() <= kMaxScalar, "kernel needs more slots");
     static_assert(std::is_trivially_copyable_v<typename K::Coef>, "Coef must be plain data");
     thread_local std::vector<typename K::Coef> coefs;  // reused: no allocation per step
@@ -155,13 +154,13 @@ void run_step(std::vector<TensorRef>& tensors, const std::vector<std::size_t>& o
         if (r.is_double) {
             double* s[kMaxState];
             for (int k = 0; k < kMaxState; ++k) s[k] = r.state[k] ? static_cast<double*>(r.state[k]) + start : nullptr;
-            K::template update<double>(coef[t], static_cast<double*>(r.param) + start,
-                                       static_cast<const double*>(r.grad) + start, s, count);
+            K::template update<double>(coef[t], static_cast<double*>(r.param) + start, static_cast<const double*>(r.grad) + start,
+                                       s, count);
         } else {
             float* s[kMaxState];
             for (int k = 0; k < kMaxState; ++k) s[k] = r.state[k] ? static_cast<float*>(r.state[k]) + start : nullptr;
-            K::template update<float>(coef[t], static_cast<float*>(r.param) + start,
-                                      static_cast<const float*>(r.grad) + start, s, count);
+            K::template update<float>(coef[t], static_cast<float*>(r.param) + start, static_cast<const float*>(r.grad) + start, s,
+                                      count);
         }
     });
 }
@@ -170,7 +169,9 @@ void run_step(std::vector<TensorRef>& tensors, const std::vector<std::size_t>& o
 // a kernel branches on its options once, outside the element loop, and each
 // combination gets its own branch-free, vectorized loop.
 template <class F>
-inline void with_flags(F&& f) { f(); }
+inline void with_flags(F&& f) {
+    f();
+}
 template <class F, class... Rest>
 inline void with_flags(F&& f, bool first, Rest... rest) {
     if (first)
@@ -181,6 +182,8 @@ inline void with_flags(F&& f, bool first, Rest... rest) {
 
 // NaN-propagating maximum, like numpy.maximum and torch.maximum.
 template <class T>
-inline T nan_max(T a, T b) { return (a > b || a != a) ? a : b; }
+inline T nan_max(T a, T b) {
+    return (a > b || a != a) ? a : b;
+}
 
 }  // namespace fusedopt

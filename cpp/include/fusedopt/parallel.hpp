@@ -49,8 +49,8 @@ inline void build_offsets(const std::vector<std::size_t>& sizes, std::vector<std
 namespace detail {
 // Calls body(t, start, count) for every piece of [begin, end) of the padded list.
 template <class Body>
-void run_range(const std::size_t* offsets, const std::size_t* sizes, std::size_t ntensors,
-               std::size_t begin, std::size_t end, Body& body) {
+void run_range(const std::size_t* offsets, const std::size_t* sizes, std::size_t ntensors, std::size_t begin, std::size_t end,
+               Body& body) {
     std::size_t t = static_cast<std::size_t>(std::upper_bound(offsets, offsets + ntensors + 1, begin) - offsets) - 1;
     for (; t < ntensors && offsets[t] < end; ++t) {
         const std::size_t lo = std::max(begin, offsets[t]) - offsets[t];

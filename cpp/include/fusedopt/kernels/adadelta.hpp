@@ -21,14 +21,9 @@ struct Adadelta {
     // Where each input sits, found by name at compile time: a name the tables above
     // do not declare does not compile.
     struct Index {
-        static constexpr int rho = at(hyper, "rho"),
-                                lr = at(hyper, "lr"),
-                                eps = at(hyper, "eps"),
-                                weight_decay = at(hyper, "weight_decay"),
-                                maximize = at(hyper, "maximize"),
-                                square_avg = at(state, "square_avg"),
-                                acc_delta = at(state, "acc_delta"),
-                                step = at(scalars, "step");
+        static constexpr int rho = at(hyper, "rho"), lr = at(hyper, "lr"), eps = at(hyper, "eps"),
+                             weight_decay = at(hyper, "weight_decay"), maximize = at(hyper, "maximize"),
+                             square_avg = at(state, "square_avg"), acc_delta = at(state, "acc_delta"), step = at(scalars, "step");
     };
     struct Coef {
         double lr, rho, rhoc, eps, weight_decay, sign;
@@ -37,8 +32,7 @@ struct Adadelta {
     static Coef prepare(const double* h, double* const* scalar, void* const* /*state*/) {
         *scalar[Index::step] += 1.0;
         const double rho = h[Index::rho];
-        return {h[Index::lr], rho, 1.0 - rho, h[Index::eps], h[Index::weight_decay],
-                h[Index::maximize] != 0.0 ? -1.0 : 1.0};
+        return {h[Index::lr], rho, 1.0 - rho, h[Index::eps], h[Index::weight_decay], h[Index::maximize] != 0.0 ? -1.0 : 1.0};
     }
 
     template <class T>

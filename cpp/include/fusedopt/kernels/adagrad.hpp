@@ -14,20 +14,15 @@
 namespace fusedopt::kernels {
 
 struct Adagrad {
-    static constexpr std::array hyper{Hyper{"lr"}, Hyper{"lr_decay"}, Hyper{"weight_decay"}, Hyper{"eps"},
-                                      Hyper{"maximize"}};
+    static constexpr std::array hyper{Hyper{"lr"}, Hyper{"lr_decay"}, Hyper{"weight_decay"}, Hyper{"eps"}, Hyper{"maximize"}};
     static constexpr std::array state{"sum"};
     static constexpr std::array scalars{"step"};
     // Where each input sits, found by name at compile time: a name the tables above
     // do not declare does not compile.
     struct Index {
-        static constexpr int lr = at(hyper, "lr"),
-                                lr_decay = at(hyper, "lr_decay"),
-                                weight_decay = at(hyper, "weight_decay"),
-                                eps = at(hyper, "eps"),
-                                maximize = at(hyper, "maximize"),
-                                sum = at(state, "sum"),
-                                step = at(scalars, "step");
+        static constexpr int lr = at(hyper, "lr"), lr_decay = at(hyper, "lr_decay"), weight_decay = at(hyper, "weight_decay"),
+                             eps = at(hyper, "eps"), maximize = at(hyper, "maximize"), sum = at(state, "sum"),
+                             step = at(scalars, "step");
     };
     struct Coef {
         double clr, weight_decay, eps, sign;

@@ -14,25 +14,24 @@
 namespace fusedopt::kernels {
 
 struct Adam {
-    static constexpr std::array hyper{Hyper{"lr"},       Hyper{"betas", 2}, Hyper{"eps"},
-                                      Hyper{"weight_decay"}, Hyper{"amsgrad"},  Hyper{"maximize"},
+    static constexpr std::array hyper{Hyper{"lr"},
+                                      Hyper{"betas", 2},
+                                      Hyper{"eps"},
+                                      Hyper{"weight_decay"},
+                                      Hyper{"amsgrad"},
+                                      Hyper{"maximize"},
                                       Hyper{"decoupled_weight_decay"}};
     static constexpr std::array state{"exp_avg", "exp_avg_sq", "max_exp_avg_sq"};
     static constexpr std::array scalars{"step"};
     // Where each input sits, found by name at compile time: a name the tables above
     // do not declare does not compile.
     struct Index {
-        static constexpr int lr = at(hyper, "lr"),
-                                beta1 = at(hyper, "betas", 0),
-                                beta2 = at(hyper, "betas", 1),
-                                weight_decay = at(hyper, "weight_decay"),
-                                decoupled_weight_decay = at(hyper, "decoupled_weight_decay"),
-                                eps = at(hyper, "eps"),
-                                maximize = at(hyper, "maximize"),
-                                exp_avg = at(state, "exp_avg"),
-                                exp_avg_sq = at(state, "exp_avg_sq"),
-                                max_exp_avg_sq = at(state, "max_exp_avg_sq"),
-                                step = at(scalars, "step");
+        static constexpr int lr = at(hyper, "lr"), beta1 = at(hyper, "betas", 0), beta2 = at(hyper, "betas", 1),
+                             weight_decay = at(hyper, "weight_decay"),
+                             decoupled_weight_decay = at(hyper, "decoupled_weight_decay"), eps = at(hyper, "eps"),
+                             maximize = at(hyper, "maximize"), exp_avg = at(state, "exp_avg"),
+                             exp_avg_sq = at(state, "exp_avg_sq"), max_exp_avg_sq = at(state, "max_exp_avg_sq"),
+                             step = at(scalars, "step");
     };
     struct Coef {
         double beta1c, beta2, beta2c, eps, weight_decay, decay, step_size, inv_bc2_sqrt, sign;

@@ -13,22 +13,15 @@
 namespace fusedopt::kernels {
 
 struct Adamax {
-    static constexpr std::array hyper{Hyper{"lr"}, Hyper{"betas", 2}, Hyper{"eps"}, Hyper{"weight_decay"},
-                                      Hyper{"maximize"}};
+    static constexpr std::array hyper{Hyper{"lr"}, Hyper{"betas", 2}, Hyper{"eps"}, Hyper{"weight_decay"}, Hyper{"maximize"}};
     static constexpr std::array state{"exp_avg", "exp_inf"};
     static constexpr std::array scalars{"step"};
     // Where each input sits, found by name at compile time: a name the tables above
     // do not declare does not compile.
     struct Index {
-        static constexpr int lr = at(hyper, "lr"),
-                                beta1 = at(hyper, "betas", 0),
-                                beta2 = at(hyper, "betas", 1),
-                                eps = at(hyper, "eps"),
-                                weight_decay = at(hyper, "weight_decay"),
-                                maximize = at(hyper, "maximize"),
-                                exp_avg = at(state, "exp_avg"),
-                                exp_inf = at(state, "exp_inf"),
-                                step = at(scalars, "step");
+        static constexpr int lr = at(hyper, "lr"), beta1 = at(hyper, "betas", 0), beta2 = at(hyper, "betas", 1),
+                             eps = at(hyper, "eps"), weight_decay = at(hyper, "weight_decay"), maximize = at(hyper, "maximize"),
+                             exp_avg = at(state, "exp_avg"), exp_inf = at(state, "exp_inf"), step = at(scalars, "step");
     };
     struct Coef {
         double clr, beta1c, beta2, eps, weight_decay, sign;
@@ -37,8 +30,8 @@ struct Adamax {
     static Coef prepare(const double* h, double* const* scalar, void* const* /*state*/) {
         const double lr = h[Index::lr], beta1 = h[Index::beta1];
         const double step = (*scalar[Index::step] += 1.0);
-        return {lr / (1.0 - std::pow(beta1, step)), 1.0 - beta1, h[Index::beta2], h[Index::eps],
-                h[Index::weight_decay], h[Index::maximize] != 0.0 ? -1.0 : 1.0};
+        return {lr / (1.0 - std::pow(beta1, step)),    1.0 - beta1, h[Index::beta2], h[Index::eps], h[Index::weight_decay],
+                h[Index::maximize] != 0.0 ? -1.0 : 1.0};
     }
 
     template <class T>

@@ -20,12 +20,9 @@ struct Lion {
     // Where each input sits, found by name at compile time: a name the tables above
     // do not declare does not compile.
     struct Index {
-        static constexpr int beta1 = at(hyper, "betas", 0),
-                                beta2 = at(hyper, "betas", 1),
-                                lr = at(hyper, "lr"),
-                                weight_decay = at(hyper, "weight_decay"),
-                                maximize = at(hyper, "maximize"),
-                                exp_avg = at(state, "exp_avg");
+        static constexpr int beta1 = at(hyper, "betas", 0), beta2 = at(hyper, "betas", 1), lr = at(hyper, "lr"),
+                             weight_decay = at(hyper, "weight_decay"), maximize = at(hyper, "maximize"),
+                             exp_avg = at(state, "exp_avg");
     };
     struct Coef {
         double lr, beta1, beta1c, beta2, beta2c, weight_decay, sign;
@@ -33,7 +30,8 @@ struct Lion {
 
     static Coef prepare(const double* h, double* const* /*scalar*/, void* const* /*state*/) {
         const double beta1 = h[Index::beta1], beta2 = h[Index::beta2];
-        return {h[Index::lr], beta1, 1.0 - beta1, beta2, 1.0 - beta2, h[Index::weight_decay], h[Index::maximize] != 0.0 ? -1.0 : 1.0};
+        return {
+            h[Index::lr], beta1, 1.0 - beta1, beta2, 1.0 - beta2, h[Index::weight_decay], h[Index::maximize] != 0.0 ? -1.0 : 1.0};
     }
 
     // numpy.sign: -1, 0 or 1, and NaN for NaN (written so that it vectorizes as blends).

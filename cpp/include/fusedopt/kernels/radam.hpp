@@ -18,24 +18,18 @@
 namespace fusedopt::kernels {
 
 struct RAdam {
-    static constexpr std::array hyper{Hyper{"lr"},           Hyper{"betas", 2},
-                                      Hyper{"eps"},          Hyper{"weight_decay"},
-                                      Hyper{"decoupled_weight_decay"}, Hyper{"maximize"}};
+    static constexpr std::array hyper{
+        Hyper{"lr"}, Hyper{"betas", 2}, Hyper{"eps"}, Hyper{"weight_decay"}, Hyper{"decoupled_weight_decay"}, Hyper{"maximize"}};
     static constexpr std::array state{"exp_avg", "exp_avg_sq"};
     static constexpr std::array scalars{"step"};
     // Where each input sits, found by name at compile time: a name the tables above
     // do not declare does not compile.
     struct Index {
-        static constexpr int lr = at(hyper, "lr"),
-                                beta1 = at(hyper, "betas", 0),
-                                beta2 = at(hyper, "betas", 1),
-                                weight_decay = at(hyper, "weight_decay"),
-                                decoupled_weight_decay = at(hyper, "decoupled_weight_decay"),
-                                eps = at(hyper, "eps"),
-                                maximize = at(hyper, "maximize"),
-                                exp_avg = at(state, "exp_avg"),
-                                exp_avg_sq = at(state, "exp_avg_sq"),
-                                step = at(scalars, "step");
+        static constexpr int lr = at(hyper, "lr"), beta1 = at(hyper, "betas", 0), beta2 = at(hyper, "betas", 1),
+                             weight_decay = at(hyper, "weight_decay"),
+                             decoupled_weight_decay = at(hyper, "decoupled_weight_decay"), eps = at(hyper, "eps"),
+                             maximize = at(hyper, "maximize"), exp_avg = at(state, "exp_avg"),
+                             exp_avg_sq = at(state, "exp_avg_sq"), step = at(scalars, "step");
     };
     struct Coef {
         double beta1c, beta2, beta2c, eps, weight_decay, decay, step_size, sign;
@@ -52,13 +46,20 @@ struct RAdam {
         const bool rectified = rho_t > 5.0;
         double step_size = lr / bc1;
         if (rectified) {
-            const double rect =
-                std::sqrt((rho_t - 4.0) * (rho_t - 2.0) * rho_inf / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t));
+            const double rect = std::sqrt((rho_t - 4.0) * (rho_t - 2.0) * rho_inf / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t));
             step_size *= rect * std::sqrt(bc2);
         }
         const bool decoupled = h[Index::decoupled_weight_decay] != 0.0;
-        return {1.0 - beta1,   beta2,     1.0 - beta2, h[Index::eps], decoupled ? 0.0 : wd,
-                1.0 - lr * wd, step_size, h[Index::maximize] != 0.0 ? -1.0 : 1.0,       decoupled && wd != 0.0,       rectified};
+        return {1.0 - beta1,
+                beta2,
+                1.0 - beta2,
+                h[Index::eps],
+                decoupled ? 0.0 : wd,
+                1.0 - lr * wd,
+                step_size,
+                h[Index::maximize] != 0.0 ? -1.0 : 1.0,
+                decoupled && wd != 0.0,
+                rectified};
     }
 
     template <class T>

@@ -23,16 +23,11 @@ struct RMSprop {
     // Where each input sits, found by name at compile time: a name the tables above
     // do not declare does not compile.
     struct Index {
-        static constexpr int alpha = at(hyper, "alpha"),
-                                lr = at(hyper, "lr"),
-                                eps = at(hyper, "eps"),
-                                weight_decay = at(hyper, "weight_decay"),
-                                momentum = at(hyper, "momentum"),
-                                maximize = at(hyper, "maximize"),
-                                square_avg = at(state, "square_avg"),
-                                momentum_buffer = at(state, "momentum_buffer"),
-                                grad_avg = at(state, "grad_avg"),
-                                step = at(scalars, "step");
+        static constexpr int alpha = at(hyper, "alpha"), lr = at(hyper, "lr"), eps = at(hyper, "eps"),
+                             weight_decay = at(hyper, "weight_decay"), momentum = at(hyper, "momentum"),
+                             maximize = at(hyper, "maximize"), square_avg = at(state, "square_avg"),
+                             momentum_buffer = at(state, "momentum_buffer"), grad_avg = at(state, "grad_avg"),
+                             step = at(scalars, "step");
     };
     struct Coef {
         double lr, alpha, alphac, eps, weight_decay, momentum, sign;
@@ -41,8 +36,12 @@ struct RMSprop {
     static Coef prepare(const double* h, double* const* scalar, void* const* /*state*/) {
         *scalar[Index::step] += 1.0;
         const double alpha = h[Index::alpha];
-        return {h[Index::lr],           alpha, 1.0 - alpha, h[Index::eps],
-                h[Index::weight_decay], h[Index::momentum],
+        return {h[Index::lr],
+                alpha,
+                1.0 - alpha,
+                h[Index::eps],
+                h[Index::weight_decay],
+                h[Index::momentum],
                 h[Index::maximize] != 0.0 ? -1.0 : 1.0};
     }
 

@@ -20,14 +20,10 @@ struct SGD {
     // Where each input sits, found by name at compile time: a name the tables above
     // do not declare does not compile.
     struct Index {
-        static constexpr int lr = at(hyper, "lr"),
-                                momentum = at(hyper, "momentum"),
-                                dampening = at(hyper, "dampening"),
-                                weight_decay = at(hyper, "weight_decay"),
-                                maximize = at(hyper, "maximize"),
-                                nesterov = at(hyper, "nesterov"),
-                                momentum_buffer = at(state, "momentum_buffer"),
-                                step = at(scalars, "step");
+        static constexpr int lr = at(hyper, "lr"), momentum = at(hyper, "momentum"), dampening = at(hyper, "dampening"),
+                             weight_decay = at(hyper, "weight_decay"), maximize = at(hyper, "maximize"),
+                             nesterov = at(hyper, "nesterov"), momentum_buffer = at(state, "momentum_buffer"),
+                             step = at(scalars, "step");
     };
     struct Coef {
         double lr, momentum, one_minus_dampening, weight_decay, sign;
@@ -62,11 +58,15 @@ struct SGD {
                     if constexpr (decay) d = d + wd * p[i];
                     if constexpr (momentum) {
                         T b;
-                        if constexpr (first) b = d;
-                        else b = mom * buf[i] + damp * d;
+                        if constexpr (first)
+                            b = d;
+                        else
+                            b = mom * buf[i] + damp * d;
                         buf[i] = b;
-                        if constexpr (nesterov) d = d + mom * b;
-                        else d = b;
+                        if constexpr (nesterov)
+                            d = d + mom * b;
+                        else
+                            d = b;
                     }
                     p[i] = p[i] - lr * d;
                 }

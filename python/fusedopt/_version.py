@@ -1,0 +1,3 @@
+"""The version of fusedopt: written here only (pyproject.toml reads it at build time)."""
+
+__version__ = "0.1.0"
