@@ -14,8 +14,8 @@ import pytest
 
 import fusedopt
 from fusedopt import cli
-from fusedopt.datasets import load_digits
-from fusedopt.models import MLP, fit
+from fusedopt.demo.data import load_digits
+from fusedopt.demo.model import MLP, fit
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 
 import fusedopt as fo
-from fusedopt import _progress
-from fusedopt.datasets import (
+from fusedopt.demo import progress
+from fusedopt.demo.data import (
     MissingDependencyError,
     _digits_arrays,
     iterate_minibatches,
     load_digits,
 )
-from fusedopt.models import MLP, History, TrainingDiverged, fit, softmax_cross_entropy
+from fusedopt.demo.model import MLP, History, TrainingDiverged, fit, softmax_cross_entropy
 
 needs_sklearn = pytest.mark.skipif(
     importlib.util.find_spec("sklearn") is None, reason='needs "fusedopt[demo]"'
@@ -125,9 +125,9 @@ def test_missing_sklearn_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> Non
 
 def test_progress_bar_degrades_without_tqdm(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "tqdm", None)  # makes `import tqdm` fail
-    assert not _progress.tqdm_available()
-    with _progress.progress_bar(total=3) as bar:
-        assert isinstance(bar, _progress.NullBar)
+    assert not progress.tqdm_available()
+    with progress.progress_bar(total=3) as bar:
+        assert isinstance(bar, progress.NullBar)
         bar.update(1)
         bar.set_postfix({"loss": 1.0})
 

@@ -799,7 +799,7 @@ def run_benchmarks(
     The NumPy reference does not use threads: it is timed once per case, optimizer and
     dtype and compared with the fused kernel at every thread count.
     """
-    from fusedopt._progress import progress_bar
+    from fusedopt.demo.progress import progress_bar
 
     for b in backends:
         if b not in BACKENDS:

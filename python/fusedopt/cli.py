@@ -1,7 +1,7 @@
 """The ``fusedopt`` command line: train, find the learning rate, compare rates, plot schedules.
 
 Every command works on scikit-learn's handwritten digits (no download) and a small NumPy
-MLP (:mod:`fusedopt.models`) trained by fusedopt's fused optimizers::
+MLP (:mod:`fusedopt.demo.model`) trained by fusedopt's fused optimizers::
 
     fusedopt train                      # Adam + cosine schedule, >95% test accuracy in ~1 s
     fusedopt lr-find --out lr_find.png  # the learning-rate range test
@@ -33,7 +33,7 @@ import numpy as np
 
 import fusedopt
 from fusedopt.bench import BENCH_DESCRIPTION, BENCH_HELP, add_bench_arguments, run_bench_cli
-from fusedopt.datasets import (
+from fusedopt.demo.data import (
     DEMO_EXTRA_HINT,
     Dataset,
     MissingDependencyError,
@@ -41,8 +41,8 @@ from fusedopt.datasets import (
     iterate_minibatches,
     load_digits,
 )
+from fusedopt.demo.model import MLP, History, TrainingDiverged, fit
 from fusedopt.lr_finder import lr_find
-from fusedopt.models import MLP, History, TrainingDiverged, fit
 
 __all__ = [
     "COMMANDS",
@@ -456,7 +456,7 @@ def _fmt_time(seconds: float) -> str:
 
 
 def _progress_note(quiet: bool) -> None:
-    from fusedopt._progress import tqdm_available
+    from fusedopt.demo.progress import tqdm_available
 
     if not quiet and not tqdm_available():
         print(f"(no progress bar: tqdm is not installed; {DEMO_EXTRA_HINT})")
@@ -544,7 +544,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _tqdm_ok() -> bool:
-    from fusedopt._progress import tqdm_available
+    from fusedopt.demo.progress import tqdm_available
 
     return tqdm_available()
 

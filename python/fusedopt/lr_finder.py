@@ -46,7 +46,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from fusedopt.datasets import import_optional
+from fusedopt.demo.data import import_optional
 
 __all__ = ["LRFinderResult", "lr_find"]
 
@@ -154,7 +154,7 @@ class LRFinderResult:
             The ``Axes``.
 
         Raises:
-            fusedopt.datasets.MissingDependencyError: matplotlib is not installed.
+            fusedopt.demo.data.MissingDependencyError: matplotlib is not installed.
         """
         if ax is None:
             plt = import_optional("matplotlib.pyplot", "plotting", "matplotlib")

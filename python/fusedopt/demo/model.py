@@ -22,8 +22,8 @@ whose gradients are (backpropagation, ``Y`` the one-hot labels)::
 Example::
 
     >>> import fusedopt as fo
-    >>> from fusedopt.models import MLP, fit
-    >>> from fusedopt.datasets import load_digits
+    >>> from fusedopt.demo.model import MLP, fit
+    >>> from fusedopt.demo.data import load_digits
     >>> data = load_digits()
     >>> model = MLP((64, 128, 10), seed=0)
     >>> opt = fo.Adam(model.params, lr=3e-3)
@@ -45,8 +45,8 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
-from fusedopt._progress import progress_bar
-from fusedopt.datasets import iterate_minibatches
+from fusedopt.demo.data import iterate_minibatches
+from fusedopt.demo.progress import progress_bar
 
 __all__ = [
     "MLP",

@@ -10,7 +10,7 @@ scikit-learn is an optional dependency, imported only when the data is loaded::
 
 Example::
 
-    >>> from fusedopt.datasets import load_digits, iterate_minibatches
+    >>> from fusedopt.demo.data import load_digits, iterate_minibatches
     >>> data = load_digits(test_size=0.2, seed=0)
     >>> data.X_train.shape, data.X_test.shape
     ((1437, 64), (360, 64))
