@@ -11,13 +11,8 @@ import numpy as np
 import pytest
 
 import fusedopt as fo
-from fusedopt.demo import progress
-from fusedopt.demo.data import (
-    MissingDependencyError,
-    _digits_arrays,
-    iterate_minibatches,
-    load_digits,
-)
+from fusedopt.demo import MissingDependencyError, progress
+from fusedopt.demo.data import _digits_arrays, iterate_minibatches, load_digits
 from fusedopt.demo.model import MLP, History, TrainingDiverged, fit, softmax_cross_entropy
 
 needs_sklearn = pytest.mark.skipif(

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import importlib
 import itertools
 import json
 import math
@@ -56,6 +55,7 @@ import numpy as np
 import fusedopt
 from fusedopt import _core
 from fusedopt._memory import spread_full_like
+from fusedopt._optional import optional_module
 
 __all__ = [
     "BACKENDS",
@@ -303,10 +303,7 @@ def measure(
 # --------------------------------------------------------------------------- runners
 def torch_module() -> Any | None:
     """``torch`` if it is installed, else None (PyTorch is never a dependency)."""
-    try:
-        return importlib.import_module("torch")
-    except ImportError:
-        return None
+    return optional_module("torch")
 
 
 class FusedRunner:

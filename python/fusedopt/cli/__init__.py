@@ -32,15 +32,9 @@ from typing import Any, NoReturn
 import numpy as np
 
 import fusedopt
+from fusedopt._optional import DEMO_EXTRA_HINT, MissingDependencyError, pyplot
 from fusedopt.bench import BENCH_DESCRIPTION, BENCH_HELP, add_bench_arguments, run_bench_cli
-from fusedopt.demo.data import (
-    DEMO_EXTRA_HINT,
-    Dataset,
-    MissingDependencyError,
-    import_optional,
-    iterate_minibatches,
-    load_digits,
-)
+from fusedopt.demo.data import Dataset, iterate_minibatches, load_digits
 from fusedopt.demo.model import MLP, History, TrainingDiverged, fit
 from fusedopt.lr_finder import lr_find
 
@@ -342,9 +336,7 @@ def _fmt_value(v: Any) -> str:
 # --------------------------------------------------------------------------- shared helpers
 def _pyplot() -> Any:
     """matplotlib.pyplot on the Agg backend (files only, no display)."""
-    mpl = import_optional("matplotlib", "plotting", "matplotlib")
-    mpl.use("Agg")
-    return import_optional("matplotlib.pyplot", "plotting", "matplotlib")
+    return pyplot("plotting", extra="demo", backend="Agg")
 
 
 def _positive_int(text: str) -> int:
