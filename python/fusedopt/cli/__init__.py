@@ -33,7 +33,7 @@ import numpy as np
 
 import fusedopt
 from fusedopt._optional import DEMO_EXTRA_HINT, MissingDependencyError, pyplot
-from fusedopt.bench import BENCH_DESCRIPTION, BENCH_HELP, add_bench_arguments, run_bench_cli
+from fusedopt.cli.bench import BENCH_DESCRIPTION, BENCH_HELP, add_bench_arguments, run_bench_cli
 from fusedopt.demo.data import Dataset, iterate_minibatches, load_digits
 from fusedopt.demo.model import MLP, History, TrainingDiverged, fit
 from fusedopt.lr_finder import lr_find
