@@ -254,7 +254,7 @@ def test_cli_entry_writes_json_and_markdown(tmp_path: Path, capsys) -> None:
 
 def test_cli_arguments_rejected() -> None:
     parser = argparse.ArgumentParser(exit_on_error=False)
-    cli_bench.add_bench_arguments(parser)
+    cli_bench.add_arguments(parser)
     for bad in (["--sizes", "x"], ["--dtypes", "float16"], ["--optimizers", "nope"],
                 ["--threads", "0"], ["--backends", "jax"], ["--cases", "huge"]):  # fmt: skip
         with pytest.raises(argparse.ArgumentError):

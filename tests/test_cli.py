@@ -14,6 +14,7 @@ import pytest
 
 import fusedopt
 from fusedopt import cli
+from fusedopt.cli import common, presets, schedule
 from fusedopt.demo.data import load_digits
 from fusedopt.demo.model import MLP, fit
 
@@ -76,7 +77,7 @@ def test_train_defaults_reach_95_percent(tmp_path: Path, backend: str) -> None:
     assert proc.returncode == 0, proc.stderr
     assert accuracy_in(proc.stdout) > 0.95
     assert "optimizer step:" in proc.stdout and f"({backend} backend" in proc.stdout
-    assert re.search(r"fused [\d.]+ (us|ms), NumPy reference [\d.]+ (us|ms)", proc.stdout)
+    assert re.search(r"fused [\d.]+ (µs|ms), NumPy reference [\d.]+ (µs|ms)", proc.stdout)
     assert "Warning" not in proc.stderr
 
 
@@ -222,7 +223,7 @@ def test_optimizer_choices_are_discovered_from_the_package(
     monkeypatch.setattr(fusedopt, "Newcomer", Newcomer, raising=False)
     monkeypatch.setattr(fusedopt, "__all__", [*fusedopt.__all__, "Newcomer"])
     assert cli.available_optimizers()["Newcomer"] is Newcomer
-    assert cli._optimizer_name("newcomer") == "Newcomer"
+    assert common.optimizer_name("newcomer") == "Newcomer"
 
 
 def test_a_command_added_to_the_table_is_registered(
@@ -250,8 +251,8 @@ def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
 @pytest.mark.parametrize("name", [n for n in cli.SCHEDULES if n != "constant"])
 def test_every_schedule_alias_builds_and_runs(name: str) -> None:
     opt = fusedopt.Adam([np.zeros(3)], lr=0.1)
-    sched, desc, per_epoch = cli._make_schedule(name, opt, 0.1, 100, {})
-    lrs = cli._schedule_curve(sched, opt, 100, per_epoch)
+    sched, desc, per_epoch = presets.make_schedule(name, opt, 0.1, 100, {})
+    lrs = schedule.schedule_curve(sched, opt, 100, per_epoch)
     assert np.all(np.isfinite(lrs)) and np.all(lrs >= 0) and lrs.max() <= 0.1 * (1 + 1e-12)
     assert desc.split("(")[0] == cli.SCHEDULES[name].cls  # type: ignore[union-attr]
 
@@ -269,9 +270,9 @@ def test_schedule_class_names_and_user_arguments(capsys: pytest.CaptureFixture[s
 def test_every_optimizer_trains_the_digits_with_the_cli_defaults(name: str) -> None:
     data = load_digits(seed=0)
     model = MLP((64, 256, 10), seed=0)
-    opt = cli.available_optimizers()[name](model.params, **cli._optimizer_kwargs(name, None, {}))
+    opt = cli.available_optimizers()[name](model.params, **common.optimizer_kwargs(name, None, {}))
     steps = 20 * -(-len(data.y_train) // 32)
-    sched, _, _ = cli._make_schedule("cosine", opt, opt.param_groups[0]["lr"], steps, {})
+    sched, _, _ = presets.make_schedule("cosine", opt, opt.param_groups[0]["lr"], steps, {})
     history = fit(
         model, opt, data.X_train, data.y_train, epochs=20, batch_size=32, scheduler=sched,
         X_test=data.X_test, y_test=data.y_test,

@@ -34,8 +34,9 @@ from fusedopt.bench import (
     variants,
     write_markdown,
 )
+from fusedopt.cli.common import Command, CommandError, UsageError
 
-__all__ = ["BENCH_DESCRIPTION", "BENCH_HELP", "add_bench_arguments", "run_bench_cli"]
+__all__ = ["CASE_KINDS", "COMMAND", "add_arguments", "run"]
 
 
 def _int_list(text: str) -> list[int]:
@@ -94,10 +95,7 @@ def _optimizer_names(text: str) -> list[str]:
 
 
 CASE_KINDS = ("sizes", "many", "model", "overhead")
-#: One line for ``fusedopt --help``.
-BENCH_HELP = "time every optimizer: µs/step, GB/s, %% of the bus limit, vs NumPy and PyTorch"
-#: The description of ``fusedopt bench --help``.
-BENCH_DESCRIPTION = (
+_DESCRIPTION = (
     "Time one step of every optimizer (fused kernel at 1 and all threads, the NumPy\n"
     "reference, torch.optim when PyTorch is installed) on one tensor of 2^k elements,\n"
     "1000 tensors of 256, a 160-tensor CNN-like model and a 1-element tensor; report\n"
@@ -109,7 +107,7 @@ BENCH_DESCRIPTION = (
 )
 
 
-def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Adds the options of ``fusedopt bench`` to ``parser``."""
     parser.add_argument(
         "--optimizers",
@@ -193,8 +191,8 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", dest="progress", action="store_false")
 
 
-def run_bench_cli(args: argparse.Namespace) -> int:
-    """Runs ``fusedopt bench`` from parsed :func:`add_bench_arguments` options."""
+def run(args: argparse.Namespace) -> int:
+    """Runs ``fusedopt bench`` from parsed :func:`add_arguments` options."""
     quick = args.quick
 
     def pick(given: Any, default: Any, quick_default: Any) -> Any:
@@ -205,8 +203,7 @@ def run_bench_cli(args: argparse.Namespace) -> int:
     repeats: int = pick(args.repeats, 5, 3)
     min_time: float = pick(args.min_time, 0.02, 0.005)
     if repeats < 1 or min_time < 0:
-        print("fusedopt bench: error: --repeats must be >= 1, --min-time >= 0", file=sys.stderr)
-        return 2
+        raise UsageError("--repeats must be >= 1, --min-time >= 0")
     cases: list[Case] = []
     if "sizes" in args.cases:
         cases += [size_case(k) for k in sizes]
@@ -230,8 +227,7 @@ def run_bench_cli(args: argparse.Namespace) -> int:
             seed=args.seed,
         )
     except BenchCheckError as exc:
-        print(f"fusedopt bench: error: check failed: {exc}", file=sys.stderr)
-        return 1
+        raise CommandError(f"check failed: {exc}") from exc
     report.meta["command"] = _command_line()
     print(format_table(report))
     load = report.meta.get("loadavg_start")
@@ -263,3 +259,12 @@ def _command_line() -> str:
     elif prog == "__main__.py":
         prog = "python -m fusedopt"
     return " ".join([prog, *(shlex.quote(a) for a in sys.argv[1:])])
+
+
+COMMAND = Command(
+    "bench",
+    "time every optimizer: µs/step, GB/s, %% of the bus limit, vs NumPy and PyTorch",
+    _DESCRIPTION,
+    add_arguments,
+    run,
+)
