@@ -180,6 +180,16 @@ def test_fit_stops_with_a_clear_message_when_the_loss_explodes() -> None:
     assert isinstance(exc.history, History) and len(exc.history.step_losses) == exc.step
 
 
+def test_divergence_under_a_warm_up_names_the_chosen_lr_not_the_warm_up_start() -> None:
+    model, X, y = _tiny_problem()
+    opt = fo.SGD(model.params, lr=50.0, momentum=0.9)
+    sched = fo.lr_scheduler.warmup_cosine(opt, warmup_steps=2, total_steps=400)
+    assert opt.param_groups[0]["lr"] == 0.0  # the warm-up starts from 0
+    with pytest.raises(TrainingDiverged) as info:
+        fit(model, opt, X, y, epochs=50, batch_size=16, scheduler=sched)
+    assert info.value.lr == 50.0 and "with lr=50" in str(info.value)
+
+
 def test_fit_stops_on_a_non_finite_loss() -> None:
     model, X, y = _tiny_problem()
     opt = fo.SGD(model.params, lr=0.1)

@@ -300,7 +300,10 @@ def fit(
         raise ValueError(f"epochs must be at least 1, got {epochs}")
     rng = np.random.default_rng(seed)
     history = History()
-    base_lr = float(optimizer.param_groups[0]["lr"])
+    # The lr the user chose: a schedule keeps it as "initial_lr" and may have written its
+    # step-0 value (0 at the start of a warm-up) into "lr".
+    group = optimizer.param_groups[0]
+    base_lr = float(group.get("initial_lr", group["lr"]))
     steps_per_epoch = math.ceil(X.shape[0] / batch_size)
     has_test = X_test is not None and y_test is not None
     reference: float | None = None
