@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 import fusedopt
-from fusedopt import cli
-from fusedopt.cli import common, presets, schedule
+from fusedopt import cli, demo
+from fusedopt.cli import common, presets, schedule, train
 from fusedopt.demo.data import load_digits
 from fusedopt.demo.model import MLP, fit
 
@@ -278,3 +278,69 @@ def test_every_optimizer_trains_the_digits_with_the_cli_defaults(name: str) -> N
         X_test=data.X_test, y_test=data.y_test,
     )  # fmt: skip
     assert history.test_accuracy[-1] > 0.95
+
+
+# ------------------------------------------------------------------ rough edges
+QUICK_TRAIN = ["train", "--epochs", "1", "--n-train", "64", "--no-progress"]
+
+
+@needs_data
+def test_train_describes_the_chosen_lr_not_the_warm_up_start(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = [*QUICK_TRAIN, "--optimizer", "sgd", "--lr", "0.05", "--schedule", "warmup-cosine"]
+    assert cli.main(args) == 0
+    out = capsys.readouterr().out
+    assert "optimizer: SGD(lr=0.05, momentum=0.9, backend=fused)" in out  # not lr=0
+
+
+@pytest.mark.parametrize("command", [c.name for c in cli.COMMANDS])
+def test_flags_show_no_default(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli.main([command, "--help"])
+    text = capsys.readouterr().out
+    assert "(default: True)" not in text and "(default: False)" not in text
+
+
+def test_bench_no_check_help_shows_no_misleading_default(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["bench", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--no-check skip the check of each timed optimizer" in text
+    assert "other implementation (default" not in text
+
+
+@needs_data
+def test_train_runs_with_one_blas_thread(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    if not any(i.get("user_api") == "blas" for i in threadpoolctl.threadpool_info()):
+        pytest.skip("threadpoolctl sees no BLAS")
+    seen: list[int | None] = []
+
+    def spy(*args: object, **kwargs: object) -> object:
+        seen.append(demo.blas_threads())
+        return demo.fit(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(train, "fit", spy)
+    assert cli.main(QUICK_TRAIN) == 0
+    assert seen == [1]
+    assert "NumPy's BLAS 1 (--blas-threads)" in capsys.readouterr().out
+    seen.clear()
+    assert cli.main([*QUICK_TRAIN, "--blas-threads", "2"]) == 0
+    assert seen == [2]
+
+
+@needs_data
+def test_train_says_why_the_step_is_slower_in_the_loop(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(train, "step_time", lambda *args: 1e-9)  # alone: far below the loop's
+    assert cli.main(QUICK_TRAIN) == 0
+    out = capsys.readouterr().out
+    assert "in the training loop (fused backend" in out
+    assert "(the loop's figure is higher: there each step" in out
+    assert "out of cache" in out

@@ -34,7 +34,7 @@ from fusedopt.bench import (
     variants,
     write_markdown,
 )
-from fusedopt.cli.common import Command, CommandError, UsageError
+from fusedopt.cli.common import Command, CommandError, UsageError, output_path
 
 __all__ = ["CASE_KINDS", "COMMAND", "add_arguments", "run"]
 
@@ -188,7 +188,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_false",
         help="skip the check of each timed optimizer against the other implementation",
     )
-    parser.add_argument("--no-progress", dest="progress", action="store_false")
+    parser.add_argument(
+        "--no-progress", dest="progress", action="store_false", help="no progress bar"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -204,6 +206,10 @@ def run(args: argparse.Namespace) -> int:
     min_time: float = pick(args.min_time, 0.02, 0.005)
     if repeats < 1 or min_time < 0:
         raise UsageError("--repeats must be >= 1, --min-time >= 0")
+    # Every file is checked before the run (minutes), not found wanting after it.
+    json_out = output_path(args.json, "--json") if args.json else None
+    markdown_out = output_path(args.markdown, "--markdown") if args.markdown else None
+    old = _read_json(args.compare, "--compare") if args.compare else None
     cases: list[Case] = []
     if "sizes" in args.cases:
         cases += [size_case(k) for k in sizes]
@@ -239,15 +245,31 @@ def run(args: argparse.Namespace) -> int:
         )
     if "torch" in args.backends and report.meta.get("torch") is None:
         print("\n(PyTorch is not installed: no torch column)")
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(report.to_json(), f, indent=1)
-    if args.markdown:
-        write_markdown(args.markdown, format_markdown(report, report.meta["command"]))
-    if args.compare:
-        with open(args.compare, encoding="utf-8") as f:
-            print("\n" + format_comparison(json.load(f), report.to_json()))
+    try:
+        if json_out is not None:
+            with open(json_out, "w", encoding="utf-8") as f:
+                json.dump(report.to_json(), f, indent=1)
+        if markdown_out is not None:
+            write_markdown(str(markdown_out), format_markdown(report, report.meta["command"]))
+    except OSError as exc:
+        raise CommandError(f"cannot write {exc.filename}: {exc.strerror or exc}") from exc
+    if old is not None:
+        print("\n" + format_comparison(old, report.to_json()))
     return 0
+
+
+def _read_json(path: str, option: str) -> dict[str, Any]:
+    """The JSON of an earlier ``--json`` run; :class:`UsageError` if it cannot be read."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except OSError as exc:
+        raise UsageError(f"{option} {path}: {exc.strerror or exc}") from exc
+    except ValueError as exc:
+        raise UsageError(f"{option} {path}: not a JSON file ({exc})") from exc
+    if not isinstance(data, dict) or "results" not in data:
+        raise UsageError(f"{option} {path}: not the JSON of 'fusedopt bench --json'")
+    return data
 
 
 def _command_line() -> str:

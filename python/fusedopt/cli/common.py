@@ -5,26 +5,38 @@
 * argument types and ``NAME=VALUE`` parsing;
 * optimizers: discovery (:func:`available_optimizers`), the demo's defaults, building and
   describing one;
-* plots: :func:`plotting` (matplotlib on a file-only backend);
+* output files: :func:`output_path` and :func:`figure_path` check a path before any work
+  runs, :func:`save_figure` writes a plot (matplotlib on a file-only backend);
 * the digits model: the options of ``train``, ``lr-find`` and ``compare-lr``, the data and
-  the MLP they build.
+  the MLP they build, NumPy's BLAS threads while they train.
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import inspect
 import math
-from collections.abc import Callable, Mapping, Sequence
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, NoReturn
 
 import numpy as np
 
-from fusedopt._optional import DEMO_EXTRA_HINT, pyplot
+import fusedopt
+from fusedopt._optional import DEMO_EXTRA_HINT, import_optional, pyplot
 from fusedopt._registry import optimizer_classes
-from fusedopt.demo import MLP, Dataset, load_digits, tqdm_available
+from fusedopt.demo import (
+    MLP,
+    Dataset,
+    blas_threads,
+    limit_blas_threads,
+    load_digits,
+    tqdm_available,
+)
 
 __all__ = [
     "OPTIMIZER_DEFAULTS",
@@ -38,15 +50,20 @@ __all__ = [
     "data_and_model",
     "describe_optimizer",
     "describe_run",
+    "figure_path",
     "make_optimizer",
+    "non_negative_int",
     "optimizer_kwargs",
     "optimizer_name",
+    "output_path",
     "parse_kwargs",
     "parse_value",
     "plotting",
     "positive_float",
     "positive_int",
     "progress_note",
+    "save_figure",
+    "training_threads",
 ]
 
 #: CLI defaults that differ from the classes' own (torch's) defaults, tuned on the digits.
@@ -83,7 +100,10 @@ class Formatter(argparse.RawDescriptionHelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        shown = action.default not in (None, False, argparse.SUPPRESS)
+        # A flag (store_true, store_false: no value) has no default worth showing: the
+        # "True" of --no-check's store_false is its destination's, not the flag's.
+        flag = action.nargs == 0
+        shown = action.default not in (None, False, argparse.SUPPRESS) and not flag
         if shown and action.option_strings and "%(default)" not in text:
             text += " (default: %(default)s)"
         return text
@@ -112,6 +132,17 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse type: an int >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
     return value
 
 
@@ -183,13 +214,17 @@ def make_optimizer(args: argparse.Namespace, params: list[np.ndarray], lr: float
 
 
 def describe_optimizer(opt: Any, with_lr: bool = True) -> str:
-    """``Adam(lr=0.003, backend=fused)``: the class and the arguments that differ from defaults."""
+    """``Adam(lr=0.003, backend=fused)``: the class and the arguments that differ from defaults.
+
+    The lr shown is the one the optimizer was built with (a schedule keeps it as
+    ``initial_lr``), not the schedule's value at step 0.
+    """
     g = opt.param_groups[0]
     cls = type(opt)
     sig = inspect.signature(cls).parameters
-    shown = [f"lr={g['lr']:g}"] if with_lr else []
+    shown = [f"lr={g.get('initial_lr', g['lr']):g}"] if with_lr else []
     for key, value in g.items():
-        if key in ("params", "lr") or key not in sig:
+        if key in ("params", "lr", "initial_lr") or key not in sig:
             continue
         if sig[key].default is not inspect.Parameter.empty and sig[key].default == value:
             continue
@@ -198,10 +233,68 @@ def describe_optimizer(opt: Any, with_lr: bool = True) -> str:
     return f"{cls.__name__}({', '.join(shown)})"
 
 
-# --------------------------------------------------------------------------- plots
+# --------------------------------------------------------------------------- output files
+def output_path(text: str, option: str) -> Path:
+    """``text`` as a file to write, checked before any work runs.
+
+    Raises :class:`UsageError` (one line, exit code 2) when the directory does not exist
+    or cannot be written, or when ``text`` names a directory.
+    """
+    path = Path(text).expanduser()
+    parent = path.parent
+    if not parent.is_dir():
+        what = "is not a directory" if parent.exists() else "does not exist"
+        raise UsageError(f"{option} {text}: the directory {str(parent)!r} {what}")
+    if path.is_dir():
+        raise UsageError(f"{option} {text}: is a directory, not a file")
+    if not os.access(parent, os.W_OK):
+        raise UsageError(f"{option} {text}: cannot write into {str(parent)!r}")
+    return path
+
+
 def plotting() -> Any:
     """matplotlib.pyplot on the Agg backend (files only, no display)."""
     return pyplot("plotting", extra="demo", backend="Agg")
+
+
+def figure_path(text: str, option: str) -> Path:
+    """``text`` as the file a plot goes to, checked before any work runs (needs matplotlib).
+
+    Without an extension it gets ``.png``, as matplotlib's ``savefig`` would add (so
+    ``--plot out`` writes and reports ``out.png``); an extension must be a format
+    matplotlib writes (png, pdf, svg, ...). Then as :func:`output_path`.
+    """
+    path = Path(text).expanduser()
+    if not path.suffix:
+        path = path.with_name(path.name + ".png")
+    else:
+        formats = _figure_formats()
+        if path.suffix[1:].lower() not in formats:
+            raise UsageError(
+                f"{option} {text}: matplotlib cannot write {path.suffix!r} files "
+                f"(use one of {', '.join(sorted(formats))})"
+            )
+    return output_path(str(path), option)
+
+
+def _figure_formats() -> set[str]:
+    """The file extensions matplotlib saves figures in (png, pdf, svg, ...)."""
+    bases = import_optional("matplotlib.backend_bases", "plotting", "matplotlib", extra="demo")
+    return set(bases.FigureCanvasBase.get_supported_filetypes())
+
+
+def save_figure(plt: Any, fig: Any, path: Path) -> None:
+    """Write ``fig`` to ``path`` (checked by :func:`figure_path`), close it, say so.
+
+    Raises :class:`CommandError` (one line) if writing fails all the same (disk full...).
+    """
+    try:
+        fig.savefig(path, dpi=110)
+    except OSError as exc:
+        raise CommandError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    finally:
+        plt.close(fig)
+    print(f"wrote {path}")
 
 
 # --------------------------------------------------------------------------- the digits model
@@ -248,6 +341,15 @@ def add_model_arguments(p: argparse.ArgumentParser, *, lr_help: str | None) -> N
         metavar="N",
         help="use only N training images (quick runs)",
     )
+    p.add_argument(
+        "--blas-threads",
+        type=non_negative_int,
+        default=1,
+        metavar="N",
+        help="threads of NumPy's BLAS while training, 0 for NumPy's own count: the MLP's "
+        "small matrix products gain nothing from more, whose idle threads spin on the cores "
+        "fusedopt's threads need",
+    )
 
 
 def data_and_model(args: argparse.Namespace) -> tuple[Dataset, MLP]:
@@ -264,6 +366,25 @@ def describe_run(data: Dataset, model: MLP) -> str:
         f"MLP {arch} ({model.n_params:,} params) on the digits: "
         f"{len(data.y_train)} train / {len(data.y_test)} test images"
     )
+
+
+@contextlib.contextmanager
+def training_threads(args: argparse.Namespace) -> Iterator[str]:
+    """Run the block with NumPy's BLAS limited to ``--blas-threads`` (threadpoolctl).
+
+    Yields a line that says which thread counts are in force, e.g. ``"threads: fusedopt
+    2, NumPy's BLAS 1 (--blas-threads)"``.
+    """
+    limit = args.blas_threads or None
+    with limit_blas_threads(limit) as limited:
+        count = blas_threads()
+        if limited:
+            blas = f"NumPy's BLAS {count} (--blas-threads)"
+        elif limit is not None:
+            blas = f"NumPy's BLAS not limited: threadpoolctl is not installed ({DEMO_EXTRA_HINT})"
+        else:
+            blas = f"NumPy's BLAS {count if count else 'as NumPy chose'} (--blas-threads 0)"
+        yield f"threads: fusedopt {fusedopt.get_num_threads()}, {blas}"
 
 
 def progress_note(quiet: bool) -> None:

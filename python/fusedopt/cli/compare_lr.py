@@ -6,6 +6,7 @@ import argparse
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,12 +17,15 @@ from fusedopt.cli.common import (
     data_and_model,
     describe_optimizer,
     describe_run,
+    figure_path,
     make_optimizer,
     parse_kwargs,
     plotting,
     positive_float,
     positive_int,
     progress_note,
+    save_figure,
+    training_threads,
 )
 from fusedopt.cli.presets import make_schedule
 from fusedopt.demo import History, TrainingDiverged, fit
@@ -96,7 +100,7 @@ def _smooth(values: Sequence[float], beta: float = 0.9) -> np.ndarray:
     return out
 
 
-def _plot_compare(plt: Any, runs: list[_Run], steps_per_epoch: int, title: str, out: str) -> None:
+def _plot_compare(plt: Any, runs: list[_Run], steps_per_epoch: int, title: str, out: Path) -> None:
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4.2))
     first = max(r.history.step_losses[0] for r in runs)
     top = 3 * first
@@ -129,13 +133,18 @@ def _plot_compare(plt: Any, runs: list[_Run], steps_per_epoch: int, title: str, 
     ax_acc.legend(fontsize=8, loc="lower right")
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    save_figure(plt, fig, out)
 
 
 def run(args: argparse.Namespace) -> int:
     """Train once per lr, print a verdict per lr and plot the curves."""
+    with training_threads(args):
+        return _compare(args)
+
+
+def _compare(args: argparse.Namespace) -> int:
     plt = None if args.no_plot else plotting()
+    out = None if args.no_plot else figure_path(args.out, "--out")
     user = parse_kwargs(args.schedule_arg, "--schedule-arg")
     runs: list[_Run] = []
     data = None
@@ -183,13 +192,12 @@ def run(args: argparse.Namespace) -> int:
                 f"{r.lr:>8g}  {r.verdict:<32} {h.epoch_losses[-1]:>10.4f} "
                 f"{h.test_loss[-1]:>10.4f} {h.test_accuracy[-1]:>9.2%}"
             )
-    if plt is not None:
+    if plt is not None and out is not None:
         assert data is not None
         steps_per_epoch = math.ceil(len(data.y_train) / args.batch_size)
         name = opt_desc.split("(")[0]
         title = f"{name} on the digits MLP, {args.epochs} epochs, {sched_desc} schedule"
-        _plot_compare(plt, runs, steps_per_epoch, title, args.out)
-        print(f"wrote {args.out}")
+        _plot_compare(plt, runs, steps_per_epoch, title, out)
     return 0
 
 

@@ -15,10 +15,13 @@ from fusedopt.cli.common import (
     data_and_model,
     describe_optimizer,
     describe_run,
+    figure_path,
     make_optimizer,
     plotting,
     positive_float,
     positive_int,
+    save_figure,
+    training_threads,
 )
 from fusedopt.demo import iterate_minibatches
 from fusedopt.lr_finder import lr_find
@@ -50,6 +53,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the range test, print the suggestions and plot loss vs lr."""
+    with training_threads(args):
+        return _lr_find(args)
+
+
+def _lr_find(args: argparse.Namespace) -> int:
     if args.end_lr <= args.start_lr:
         raise UsageError(f"--end-lr ({args.end_lr:g}) must be greater than --start-lr")
     if not 0 <= args.smooth < 1:
@@ -59,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
     if args.num_iter < 2:
         raise UsageError(f"--num-iter must be at least 2, got {args.num_iter}")
     plt = None if args.no_plot else plotting()
+    out = None if args.no_plot else figure_path(args.out, "--out")
     data, model = data_and_model(args)
     opt = make_optimizer(args, model.params, None)
     rng = np.random.default_rng(args.seed)
@@ -93,14 +102,12 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(str(exc)) from exc
     print(f"suggested lr: {steep:.2g} (steepest descent of the smoothed loss over log(lr))")
     print(f"minimum / 10: {low:.2g} (lowest smoothed loss at lr={low * 10:.2g}, divided by 10)")
-    if plt is not None:
+    if plt is not None and out is not None:
         fig, ax = plt.subplots(figsize=(6.4, 4.2))
         result.plot(ax=ax)
         ax.set_title(f"lr range test: {args.optimizer} on the digits MLP")
         fig.tight_layout()
-        fig.savefig(args.out, dpi=110)
-        plt.close(fig)
-        print(f"wrote {args.out}")
+        save_figure(plt, fig, out)
     print(f"next: fusedopt train --optimizer {args.optimizer} --lr {steep:.2g}")
     return 0
 

@@ -39,29 +39,37 @@ class ScheduleSpec:
     per_epoch: bool = False
 
 
+def _cycle(n: int, parts: int) -> int:
+    """``ceil(n / parts)``, at least 1: ``parts`` periods of this length cover a run of
+    ``n`` steps, so that the run ends inside the last one, never just after a restart."""
+    return max(1, -(-n // parts))
+
+
+#: The aliases. ``defaults(lr, n)`` sizes a schedule to a run of ``n`` steps (steps ``0 ..
+#: n-1``); "at the last step" in a summary is the lr of step ``n - 1``, the last step taken.
 SCHEDULES: dict[str, ScheduleSpec | None] = {
     "constant": None,
     "cosine": ScheduleSpec(
-        "CosineAnnealingLR", lambda lr, n: {"T_max": n}, "cosine from lr to 0 over the run"
+        "CosineAnnealingLR", lambda lr, n: {"T_max": n}, "cosine from lr to ~0 at the last step"
     ),
     "warmup-cosine": ScheduleSpec(
         "warmup_cosine",
         lambda lr, n: {"warmup_steps": max(1, n // 20), "total_steps": n},
-        "linear warm-up over 5% of the run, then cosine to 0",
+        "linear warm-up over 5% of the run, then cosine to ~0 at the last step",
     ),
     "warmup-linear": ScheduleSpec(
         "warmup_linear",
         lambda lr, n: {"warmup_steps": max(1, n // 20), "total_steps": n},
-        "linear warm-up over 5% of the run, then linear decay to 0",
+        "linear warm-up over 5% of the run, then linear decay to ~0 at the last step",
     ),
     "onecycle": ScheduleSpec(
         "OneCycleLR",
         lambda lr, n: {"max_lr": lr, "total_steps": n},
-        "warm up to lr over 30%, then anneal (cosine) to lr/1e4",
+        "lr/25 up to lr over 30% of the run, then cosine to lr/2.5e5 at the last step",
     ),
     "step": ScheduleSpec(
         "StepLR",
-        lambda lr, n: {"step_size": max(1, n // 3), "gamma": 0.1},
+        lambda lr, n: {"step_size": _cycle(n, 3), "gamma": 0.1},
         "x0.1 at 1/3 and 2/3 of the run",
     ),
     "multistep": ScheduleSpec(
@@ -71,31 +79,31 @@ SCHEDULES: dict[str, ScheduleSpec | None] = {
     ),
     "exponential": ScheduleSpec(
         "ExponentialLR",
-        lambda lr, n: {"gamma": 0.01 ** (1 / max(n, 1))},
-        "exponential decay to lr/100 at the end",
+        lambda lr, n: {"gamma": 0.01 ** (1 / max(n - 1, 1))},
+        "exponential decay to lr/100 at the last step",
     ),
     "linear": ScheduleSpec(
         "LinearLR",
-        lambda lr, n: {"start_factor": 1.0, "end_factor": 0.01, "total_iters": n},
-        "linear decay to lr/100 at the end",
+        lambda lr, n: {"start_factor": 1.0, "end_factor": 0.01, "total_iters": max(n - 1, 1)},
+        "linear decay to lr/100 at the last step",
     ),
     "polynomial": ScheduleSpec(
         "PolynomialLR",
         lambda lr, n: {"total_iters": n, "power": 2.0},
-        "(1 - t/n)^2 decay to 0",
+        "(1 - t/n)^2 decay to ~0 at the last step",
     ),
     "constant-factor": ScheduleSpec(
         "ConstantLR", lambda lr, n: {}, "lr/3 for 5 steps, then lr (torch's defaults)"
     ),
     "cosine-restarts": ScheduleSpec(
         "CosineAnnealingWarmRestarts",
-        lambda lr, n: {"T_0": max(1, n // 7), "T_mult": 2},
-        "cosine with warm restarts, periods n/7, 2n/7, 4n/7",
+        lambda lr, n: {"T_0": _cycle(n, 7), "T_mult": 2},
+        "cosine with warm restarts, periods n/7, 2n/7, 4n/7: the third ends with the run",
     ),
     "cyclic": ScheduleSpec(
         "CyclicLR",
-        lambda lr, n: {"base_lr": lr / 10, "max_lr": lr, "step_size_up": max(1, n // 8)},
-        "triangle between lr/10 and lr, 4 cycles",
+        lambda lr, n: {"base_lr": lr / 10, "max_lr": lr, "step_size_up": _cycle(n, 8)},
+        "4 triangles between lr/10 and lr, the last ending with the run",
     ),
     "plateau": ScheduleSpec(
         "ReduceLROnPlateau",

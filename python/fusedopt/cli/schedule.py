@@ -10,17 +10,24 @@ import numpy as np
 import fusedopt
 from fusedopt.cli.common import (
     Command,
-    CommandError,
     UsageError,
-    available_optimizers,
+    figure_path,
     parse_kwargs,
     plotting,
     positive_float,
     positive_int,
+    save_figure,
 )
 from fusedopt.cli.presets import SCHEDULES, make_schedule
 
-__all__ = ["COMMAND", "add_arguments", "run", "schedule_curve"]
+__all__ = [
+    "COMMAND",
+    "add_arguments",
+    "log_scale_wanted",
+    "plot_schedule",
+    "run",
+    "schedule_curve",
+]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -41,7 +48,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=positive_int, default=100, help="number of steps to show")
     p.add_argument("--lr", type=positive_float, default=0.1, help="the optimizer's base lr")
     p.add_argument("--rows", type=positive_int, default=21, help="rows of the printed table")
-    p.add_argument("--plot", default=None, metavar="PNG", help="also write the curve as a PNG")
+    p.add_argument(
+        "--plot",
+        default=None,
+        metavar="PNG",
+        help="also write the curve as an image (.png added without an extension; .pdf, "
+        ".svg, ... as named)",
+    )
+    p.add_argument(
+        "--yscale",
+        choices=("auto", "linear", "log"),
+        default="auto",
+        help="lr axis of the plot and the bars; auto: log when the lr spans more than two "
+        "decades and a quarter of the steps lie below 1%% of the peak",
+    )
 
 
 def schedule_curve(sched: Any, opt: Any, steps: int, per_epoch: bool) -> np.ndarray:
@@ -59,10 +79,48 @@ def schedule_curve(sched: Any, opt: Any, steps: int, per_epoch: bool) -> np.ndar
     return lrs
 
 
+def log_scale_wanted(lrs: np.ndarray) -> bool:
+    """Whether an lr curve reads better on a log axis: every lr is positive, they span
+    more than two decades, and more than a quarter of the steps lie below 1% of the peak
+    (on a linear axis those would be flat on the floor; e.g. an exponential decay from
+    0.1 to 1e-8, or a plateau schedule that keeps cutting the lr)."""
+    lrs = np.asarray(lrs, dtype=np.float64)
+    if lrs.size < 2 or not np.all(np.isfinite(lrs)) or lrs.min() <= 0:
+        return False
+    top = float(lrs.max())
+    if top <= 100 * float(lrs.min()) * (1 + 1e-9):
+        return False
+    return float(np.mean(lrs < top / 100)) > 0.25
+
+
+def plot_schedule(plt: Any, lrs: np.ndarray, title: str, log: bool) -> Any:
+    """A figure of the lr at each step (log lr axis with ``log``)."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    ax.plot(np.arange(len(lrs)), lrs, lw=1.8)
+    if log:
+        ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("learning rate" + (" (log scale)" if log else ""))
+    ax.set_title(title if len(title) < 70 else title.split("(")[0])
+    ax.grid(True, which="both" if log else "major", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def _bars(lrs: np.ndarray, log: bool, width: int = 40) -> list[str]:
+    """A bar per lr, proportional to the lr (or to its log above the smallest)."""
+    if log:
+        lo, hi = np.log(lrs.min()), np.log(lrs.max())
+        frac = (np.log(lrs) - lo) / (hi - lo) if hi > lo else np.ones_like(lrs)
+        return ["#" * (1 + round((width - 1) * f)) for f in frac]
+    top = float(lrs.max()) if lrs.max() > 0 else 1.0
+    return ["#" * round(width * v / top) for v in lrs]
+
+
 def run(args: argparse.Namespace) -> int:
     """Print the schedule's lr at each step as a table (and plot it with ``--plot``)."""
-    if "SGD" not in available_optimizers():  # pragma: no cover - SGD ships with fusedopt
-        raise CommandError("fusedopt.SGD is not available")
+    plt = plotting() if args.plot else None
+    out = figure_path(args.plot, "--plot") if args.plot else None
     user = parse_kwargs(args.args, "a schedule argument")
     opt = fusedopt.SGD([np.zeros(1, np.float64)], lr=args.lr, momentum=0.9)
     sched, desc, per_epoch = make_schedule(args.name, opt, args.lr, args.steps, user)
@@ -73,32 +131,23 @@ def run(args: argparse.Namespace) -> int:
             lrs = schedule_curve(sched, opt, args.steps, per_epoch)
         except (ValueError, TypeError, ZeroDivisionError) as exc:
             raise UsageError(f"{desc} cannot run {args.steps} steps: {exc}") from exc
+    log = args.yscale == "log" or (args.yscale == "auto" and log_scale_wanted(lrs))
+    if log and not lrs.min() > 0:
+        raise UsageError("--yscale log needs every lr to be positive")
     note = " (fed a loss that never improves)" if per_epoch else ""
     print(f"{desc}, base lr {args.lr:g}, {args.steps} steps{note}")
     rows = min(args.rows, args.steps)
     idx = np.unique(np.round(np.linspace(0, args.steps - 1, rows)).astype(int))
-    top = float(lrs.max()) if lrs.max() > 0 else 1.0
-    width = 40
-    print(f"{'step':>7}  {'lr':>11}")
-    for i in idx:
-        bar = "#" * round(width * lrs[i] / top)
+    bars = _bars(lrs[idx], log)
+    print(f"{'step':>7}  {'lr':>11}" + ("  (bars: log scale)" if log else ""))
+    for i, bar in zip(idx, bars, strict=True):
         print(f"{i:>7}  {lrs[i]:>11.4e}  {bar}")
     print(
         f"min {lrs.min():.4g} at step {int(lrs.argmin())}, max {lrs.max():.4g} at step "
         f"{int(lrs.argmax())}, last {lrs[-1]:.4g}"
     )
-    if args.plot:
-        plt = plotting()
-        fig, ax = plt.subplots(figsize=(6.4, 3.6))
-        ax.plot(np.arange(args.steps), lrs, lw=1.8)
-        ax.set_xlabel("step")
-        ax.set_ylabel("learning rate")
-        ax.set_title(desc if len(desc) < 70 else desc.split("(")[0])
-        ax.grid(True, alpha=0.3)
-        fig.tight_layout()
-        fig.savefig(args.plot, dpi=110)
-        plt.close(fig)
-        print(f"wrote {args.plot}")
+    if plt is not None and out is not None:
+        save_figure(plt, plot_schedule(plt, lrs, desc, log), out)
     return 0
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+import fusedopt
 from fusedopt.bench import format_time, measure
 from fusedopt.cli.common import (
     Command,
@@ -23,6 +24,7 @@ from fusedopt.cli.common import (
     parse_kwargs,
     positive_int,
     progress_note,
+    training_threads,
 )
 from fusedopt.cli.presets import SCHEDULES, make_schedule
 from fusedopt.demo import (
@@ -66,6 +68,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Train, then print the accuracy and the step time of both backends."""
+    with training_threads(args) as threads:
+        return _train(args, threads)
+
+
+def _train(args: argparse.Namespace, threads: str) -> int:
     data, model = data_and_model(args)
     opt = make_optimizer(args, model.params, args.lr)
     lr = float(opt.param_groups[0]["lr"])
@@ -79,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
         f"schedule: {sched_desc}; {args.epochs} epochs x {steps_per_epoch} steps "
         f"of {args.batch_size} images"
     )
+    print(threads)
     progress_note(args.no_progress)
 
     def log_epoch(epoch: int, h: History) -> None:
@@ -113,10 +121,23 @@ def run(args: argparse.Namespace) -> int:
         f"final train loss {history.epoch_losses[-1]:.4g}, {history.seconds:.2f} s"
     )
     print(
-        f"optimizer step: {format_time(history.time_per_step)} per step "
-        f"({args.backend} backend, median of the {history.n_steps} steps of the training)"
+        f"optimizer step: {format_time(history.time_per_step)} in the training loop "
+        f"({args.backend} backend, median of its {history.n_steps} steps)"
     )
-    _print_backend_comparison(args, model, data)
+    alone = _print_backend_comparison(args, model, data)
+    if alone is not None and history.time_per_step > 1.25 * alone:
+        if args.backend == "fused" and fusedopt.get_num_threads() > 1:
+            why = (
+                "wakes fusedopt's threads, idle during NumPy's forward and backward passes, "
+                "and reloads arrays those passes pushed out of cache; timed back to back, it "
+                "does neither"
+            )
+        else:
+            why = (
+                "reloads arrays that NumPy's forward and backward passes pushed out of cache; "
+                "timed back to back, it does not"
+            )
+        print(f"(the loop's figure is higher: there each step {why})")
     return 0
 
 
@@ -134,8 +155,9 @@ def step_time(
     return seconds
 
 
-def _print_backend_comparison(args: argparse.Namespace, model: MLP, data: Dataset) -> None:
-    """Time one step of both backends on the trained model's parameters and a real batch."""
+def _print_backend_comparison(args: argparse.Namespace, model: MLP, data: Dataset) -> float | None:
+    """Time one step of both backends on the trained model's parameters and a real batch;
+    returns the time of ``args.backend``'s (None if a backend cannot run)."""
     cls = available_optimizers()[args.optimizer]
     kwargs = optimizer_kwargs(args.optimizer, args.lr, parse_kwargs(args.opt_arg, "--opt-arg"))
     Xb, yb = next(iterate_minibatches(data.X_train, data.y_train, args.batch_size))
@@ -144,12 +166,13 @@ def _print_backend_comparison(args: argparse.Namespace, model: MLP, data: Datase
         fused = step_time(cls, kwargs, model.params, grads, "fused")
         ref = step_time(cls, kwargs, model.params, grads, "numpy")
     except (TypeError, ValueError, RuntimeError):  # pragma: no cover - a backend missing
-        return
+        return None
     print(
         f"same step timed alone (median of 5 runs, as fusedopt bench times): fused "
         f"{format_time(fused)}, NumPy reference {format_time(ref)}: fused is "
         f"{ref / fused:.1f}x faster"
     )
+    return fused if args.backend == "fused" else ref
 
 
 COMMAND = Command(
