@@ -343,4 +343,15 @@ def test_train_says_why_the_step_is_slower_in_the_loop(
     out = capsys.readouterr().out
     assert "in the training loop (fused backend" in out
     assert "(the loop's figure is higher: there each step" in out
-    assert "out of cache" in out
+    assert "pushed out of the CPU's caches by NumPy's forward and backward passes" in out
+
+
+@needs_data
+def test_train_says_slower_when_the_fused_step_is_slower(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    times = {"fused": 2e-3, "numpy": 1e-3}
+    monkeypatch.setattr(train, "step_time", lambda *args: times[args[-1]])
+    assert cli.main(QUICK_TRAIN) == 0
+    out = capsys.readouterr().out
+    assert "fused 2000 µs, NumPy reference 1000 µs: fused is 2.0x slower" in out
