@@ -45,7 +45,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_model_arguments(
         p,
         lr_help="learning rate (peak of the schedule); default: tuned for this demo per "
-        "optimizer (Adam 3e-3, SGD 0.1 with momentum 0.9, ...: cli.OPTIMIZER_DEFAULTS)",
+        "optimizer (Adam 3e-3, SGD 0.1 with momentum 0.9, ...: cli.common.OPTIMIZER_DEFAULTS)",
     )
     p.add_argument(
         "--schedule",
