@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 import fusedopt
-from fusedopt import _core, bench
+from fusedopt import _core, bench, cli
+from fusedopt.cli import bench as cli_bench
 
 DTYPES = [np.float32, np.float64]
 # sizes around the vector widths (16 float32 / 8 float64 per AVX-512 vector) and kGrain (64)
@@ -235,8 +236,9 @@ def test_run_benchmarks_json(tmp_path: Path) -> None:
 
 def test_cli_entry_writes_json_and_markdown(tmp_path: Path, capsys) -> None:
     out, md = tmp_path / "b.json", tmp_path / "b.md"
-    code = bench.main(
+    code = cli.main(
         [
+            "bench",
             "--optimizers", "sgd-momentum", "--cases", "sizes,overhead", "--sizes", "7",
             "--dtypes", "float64", "--threads", "1", "--backends", "fused,numpy",
             "--repeats", "1", "--min-time", "0.0005", "--no-progress",
@@ -254,7 +256,7 @@ def test_cli_entry_writes_json_and_markdown(tmp_path: Path, capsys) -> None:
 
 def test_cli_arguments_rejected() -> None:
     parser = argparse.ArgumentParser(exit_on_error=False)
-    bench.add_bench_arguments(parser)
+    cli_bench.add_arguments(parser)
     for bad in (["--sizes", "x"], ["--dtypes", "float16"], ["--optimizers", "nope"],
                 ["--threads", "0"], ["--backends", "jax"], ["--cases", "huge"]):  # fmt: skip
         with pytest.raises(argparse.ArgumentError):

@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 
 import fusedopt
-from fusedopt import cli
-from fusedopt.datasets import load_digits
-from fusedopt.models import MLP, fit
+from fusedopt import cli, demo
+from fusedopt.cli import common, presets, schedule, train
+from fusedopt.demo.data import load_digits
+from fusedopt.demo.model import MLP, fit
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -76,7 +77,7 @@ def test_train_defaults_reach_95_percent(tmp_path: Path, backend: str) -> None:
     assert proc.returncode == 0, proc.stderr
     assert accuracy_in(proc.stdout) > 0.95
     assert "optimizer step:" in proc.stdout and f"({backend} backend" in proc.stdout
-    assert re.search(r"fused [\d.]+ (us|ms), NumPy reference [\d.]+ (us|ms)", proc.stdout)
+    assert re.search(r"fused [\d.]+ (µs|ms), NumPy reference [\d.]+ (µs|ms)", proc.stdout)
     assert "Warning" not in proc.stderr
 
 
@@ -222,7 +223,7 @@ def test_optimizer_choices_are_discovered_from_the_package(
     monkeypatch.setattr(fusedopt, "Newcomer", Newcomer, raising=False)
     monkeypatch.setattr(fusedopt, "__all__", [*fusedopt.__all__, "Newcomer"])
     assert cli.available_optimizers()["Newcomer"] is Newcomer
-    assert cli._optimizer_name("newcomer") == "Newcomer"
+    assert common.optimizer_name("newcomer") == "Newcomer"
 
 
 def test_a_command_added_to_the_table_is_registered(
@@ -250,8 +251,8 @@ def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
 @pytest.mark.parametrize("name", [n for n in cli.SCHEDULES if n != "constant"])
 def test_every_schedule_alias_builds_and_runs(name: str) -> None:
     opt = fusedopt.Adam([np.zeros(3)], lr=0.1)
-    sched, desc, per_epoch = cli._make_schedule(name, opt, 0.1, 100, {})
-    lrs = cli._schedule_curve(sched, opt, 100, per_epoch)
+    sched, desc, per_epoch = presets.make_schedule(name, opt, 0.1, 100, {})
+    lrs = schedule.schedule_curve(sched, opt, 100, per_epoch)
     assert np.all(np.isfinite(lrs)) and np.all(lrs >= 0) and lrs.max() <= 0.1 * (1 + 1e-12)
     assert desc.split("(")[0] == cli.SCHEDULES[name].cls  # type: ignore[union-attr]
 
@@ -269,11 +270,88 @@ def test_schedule_class_names_and_user_arguments(capsys: pytest.CaptureFixture[s
 def test_every_optimizer_trains_the_digits_with_the_cli_defaults(name: str) -> None:
     data = load_digits(seed=0)
     model = MLP((64, 256, 10), seed=0)
-    opt = cli.available_optimizers()[name](model.params, **cli._optimizer_kwargs(name, None, {}))
+    opt = cli.available_optimizers()[name](model.params, **common.optimizer_kwargs(name, None, {}))
     steps = 20 * -(-len(data.y_train) // 32)
-    sched, _, _ = cli._make_schedule("cosine", opt, opt.param_groups[0]["lr"], steps, {})
+    sched, _, _ = presets.make_schedule("cosine", opt, opt.param_groups[0]["lr"], steps, {})
     history = fit(
         model, opt, data.X_train, data.y_train, epochs=20, batch_size=32, scheduler=sched,
         X_test=data.X_test, y_test=data.y_test,
     )  # fmt: skip
     assert history.test_accuracy[-1] > 0.95
+
+
+# ------------------------------------------------------------------ rough edges
+QUICK_TRAIN = ["train", "--epochs", "1", "--n-train", "64", "--no-progress"]
+
+
+@needs_data
+def test_train_describes_the_chosen_lr_not_the_warm_up_start(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = [*QUICK_TRAIN, "--optimizer", "sgd", "--lr", "0.05", "--schedule", "warmup-cosine"]
+    assert cli.main(args) == 0
+    out = capsys.readouterr().out
+    assert "optimizer: SGD(lr=0.05, momentum=0.9, backend=fused)" in out  # not lr=0
+
+
+@pytest.mark.parametrize("command", [c.name for c in cli.COMMANDS])
+def test_flags_show_no_default(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli.main([command, "--help"])
+    text = capsys.readouterr().out
+    assert "(default: True)" not in text and "(default: False)" not in text
+
+
+def test_bench_no_check_help_shows_no_misleading_default(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["bench", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--no-check skip the check of each timed optimizer" in text
+    assert "other implementation (default" not in text
+
+
+@needs_data
+def test_train_runs_with_one_blas_thread(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    if not any(i.get("user_api") == "blas" for i in threadpoolctl.threadpool_info()):
+        pytest.skip("threadpoolctl sees no BLAS")
+    seen: list[int | None] = []
+
+    def spy(*args: object, **kwargs: object) -> object:
+        seen.append(demo.blas_threads())
+        return demo.fit(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(train, "fit", spy)
+    assert cli.main(QUICK_TRAIN) == 0
+    assert seen == [1]
+    assert "NumPy's BLAS 1 (--blas-threads)" in capsys.readouterr().out
+    seen.clear()
+    assert cli.main([*QUICK_TRAIN, "--blas-threads", "2"]) == 0
+    assert seen == [2]
+
+
+@needs_data
+def test_train_says_why_the_step_is_slower_in_the_loop(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(train, "step_time", lambda *args: 1e-9)  # alone: far below the loop's
+    assert cli.main(QUICK_TRAIN) == 0
+    out = capsys.readouterr().out
+    assert "in the training loop (fused backend" in out
+    assert "(the loop's figure is higher: there each step" in out
+    assert "pushed out of the CPU's caches by NumPy's forward and backward passes" in out
+
+
+@needs_data
+def test_train_says_slower_when_the_fused_step_is_slower(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    times = {"fused": 2e-3, "numpy": 1e-3}
+    monkeypatch.setattr(train, "step_time", lambda *args: times[args[-1]])
+    assert cli.main(QUICK_TRAIN) == 0
+    out = capsys.readouterr().out
+    assert "fused 2000 µs, NumPy reference 1000 µs: fused is 2.0x slower" in out

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import fusedopt as fo
+from fusedopt.demo.model import MLP
 from fusedopt.lr_finder import LRFinderResult, lr_find
-from fusedopt.models import MLP
 
 
 def _quadratic(h: float, dim: int = 10) -> tuple[np.ndarray, Any]:

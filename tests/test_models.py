@@ -11,14 +11,9 @@ import numpy as np
 import pytest
 
 import fusedopt as fo
-from fusedopt import _progress
-from fusedopt.datasets import (
-    MissingDependencyError,
-    _digits_arrays,
-    iterate_minibatches,
-    load_digits,
-)
-from fusedopt.models import MLP, History, TrainingDiverged, fit, softmax_cross_entropy
+from fusedopt.demo import MissingDependencyError, progress
+from fusedopt.demo.data import _digits_arrays, iterate_minibatches, load_digits
+from fusedopt.demo.model import MLP, History, TrainingDiverged, fit, softmax_cross_entropy
 
 needs_sklearn = pytest.mark.skipif(
     importlib.util.find_spec("sklearn") is None, reason='needs "fusedopt[demo]"'
@@ -125,9 +120,9 @@ def test_missing_sklearn_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> Non
 
 def test_progress_bar_degrades_without_tqdm(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "tqdm", None)  # makes `import tqdm` fail
-    assert not _progress.tqdm_available()
-    with _progress.progress_bar(total=3) as bar:
-        assert isinstance(bar, _progress.NullBar)
+    assert not progress.tqdm_available()
+    with progress.progress_bar(total=3) as bar:
+        assert isinstance(bar, progress.NullBar)
         bar.update(1)
         bar.set_postfix({"loss": 1.0})
 
@@ -183,6 +178,16 @@ def test_fit_stops_with_a_clear_message_when_the_loss_explodes() -> None:
     assert msg.startswith(f"training diverged at epoch {exc.epoch}")
     assert "with lr=50" in msg and "try a smaller learning rate, e.g. 5" in msg
     assert isinstance(exc.history, History) and len(exc.history.step_losses) == exc.step
+
+
+def test_divergence_under_a_warm_up_names_the_chosen_lr_not_the_warm_up_start() -> None:
+    model, X, y = _tiny_problem()
+    opt = fo.SGD(model.params, lr=50.0, momentum=0.9)
+    sched = fo.lr_scheduler.warmup_cosine(opt, warmup_steps=2, total_steps=400)
+    assert opt.param_groups[0]["lr"] == 0.0  # the warm-up starts from 0
+    with pytest.raises(TrainingDiverged) as info:
+        fit(model, opt, X, y, epochs=50, batch_size=16, scheduler=sched)
+    assert info.value.lr == 50.0 and "with lr=50" in str(info.value)
 
 
 def test_fit_stops_on_a_non_finite_loss() -> None:

@@ -46,7 +46,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from fusedopt.datasets import import_optional
+from fusedopt._optional import pyplot
 
 __all__ = ["LRFinderResult", "lr_find"]
 
@@ -154,10 +154,11 @@ class LRFinderResult:
             The ``Axes``.
 
         Raises:
-            fusedopt.datasets.MissingDependencyError: matplotlib is not installed.
+            MissingDependencyError: matplotlib is not installed (an ``ImportError``
+                that names the extra to install).
         """
         if ax is None:
-            plt = import_optional("matplotlib.pyplot", "plotting", "matplotlib")
+            plt = pyplot("LRFinderResult.plot")
             _, ax = plt.subplots(figsize=(6.4, 4.2))
         lo, hi = _window(len(self.lrs), skip_start, skip_end)
         lrs, raw, sm = self.lrs[lo:hi], self.losses[lo:hi], self.smoothed_losses[lo:hi]

@@ -22,8 +22,8 @@ whose gradients are (backpropagation, ``Y`` the one-hot labels)::
 Example::
 
     >>> import fusedopt as fo
-    >>> from fusedopt.models import MLP, fit
-    >>> from fusedopt.datasets import load_digits
+    >>> from fusedopt.demo.model import MLP, fit
+    >>> from fusedopt.demo.data import load_digits
     >>> data = load_digits()
     >>> model = MLP((64, 128, 10), seed=0)
     >>> opt = fo.Adam(model.params, lr=3e-3)
@@ -45,8 +45,8 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
-from fusedopt._progress import progress_bar
-from fusedopt.datasets import iterate_minibatches
+from fusedopt.demo.data import iterate_minibatches
+from fusedopt.demo.progress import progress_bar
 
 __all__ = [
     "MLP",
@@ -300,7 +300,10 @@ def fit(
         raise ValueError(f"epochs must be at least 1, got {epochs}")
     rng = np.random.default_rng(seed)
     history = History()
-    base_lr = float(optimizer.param_groups[0]["lr"])
+    # The lr the user chose: a schedule keeps it as "initial_lr" and may have written its
+    # step-0 value (0 at the start of a warm-up) into "lr".
+    group = optimizer.param_groups[0]
+    base_lr = float(group.get("initial_lr", group["lr"]))
     steps_per_epoch = math.ceil(X.shape[0] / batch_size)
     has_test = X_test is not None and y_test is not None
     reference: float | None = None

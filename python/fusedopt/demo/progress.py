@@ -7,9 +7,10 @@ methods, so callers need no branches.
 
 from __future__ import annotations
 
-import importlib
 from types import TracebackType
 from typing import Any
+
+from fusedopt._optional import optional_module
 
 __all__ = ["NullBar", "progress_bar", "tqdm_available"]
 
@@ -47,11 +48,7 @@ class NullBar:
 
 def tqdm_available() -> bool:
     """Whether tqdm can be imported."""
-    try:
-        importlib.import_module("tqdm")
-    except ImportError:
-        return False
-    return True
+    return optional_module("tqdm") is not None
 
 
 def progress_bar(
@@ -64,9 +61,8 @@ def progress_bar(
     """
     if disable:
         return NullBar()
-    try:
-        tqdm = importlib.import_module("tqdm")
-    except ImportError:
+    tqdm = optional_module("tqdm")
+    if tqdm is None:
         return NullBar()
     kwargs.setdefault("leave", True)
     kwargs.setdefault("dynamic_ncols", True)

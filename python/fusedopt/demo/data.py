@@ -10,7 +10,7 @@ scikit-learn is an optional dependency, imported only when the data is loaded::
 
 Example::
 
-    >>> from fusedopt.datasets import load_digits, iterate_minibatches
+    >>> from fusedopt.demo.data import load_digits, iterate_minibatches
     >>> data = load_digits(test_size=0.2, seed=0)
     >>> data.X_train.shape, data.X_test.shape
     ((1437, 64), (360, 64))
@@ -18,52 +18,17 @@ Example::
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
-__all__ = [
-    "DEMO_EXTRA_HINT",
-    "Dataset",
-    "MissingDependencyError",
-    "import_optional",
-    "iterate_minibatches",
-    "load_digits",
-]
+from fusedopt._optional import import_optional
 
-#: How to install every optional dependency of the demo (data, plots, progress bars).
-DEMO_EXTRA_HINT = 'pip install "fusedopt[demo]"'
-
-
-class MissingDependencyError(ImportError):
-    """An optional dependency (scikit-learn, matplotlib, ...) is not installed.
-
-    The message names the missing package, what needed it, and the command that
-    installs it.
-    """
-
-
-def import_optional(module: str, purpose: str, package: str | None = None) -> ModuleType:
-    """Import ``module`` or raise :class:`MissingDependencyError` naming the extra.
-
-    Args:
-        module: the module to import, e.g. ``"sklearn.datasets"``.
-        purpose: what needs it, for the message, e.g. ``"the digits data set"``.
-        package: the name to install (default: the top-level module name).
-    """
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        name = package or module.split(".")[0]
-        raise MissingDependencyError(
-            f"{purpose} needs {name}, which is not installed: {DEMO_EXTRA_HINT}"
-        ) from exc
+__all__ = ["Dataset", "iterate_minibatches", "load_digits"]
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,28 @@
+"""Which optimizers fusedopt offers: the ``Optimizer`` subclasses in ``fusedopt.__all__``.
+
+The command line (its ``--optimizer`` choices) and the benchmark engine (what it times)
+both ask this module, so that an optimizer added to the package appears in both without
+a list to keep in step. It is read at each call, not cached.
+"""
+
+from __future__ import annotations
+
+import fusedopt
+
+__all__ = ["optimizer_classes"]
+
+
+def optimizer_classes() -> dict[str, type[fusedopt.Optimizer]]:
+    """The exported optimizer classes by exported name, in the order of ``__all__``.
+
+    >>> import fusedopt._registry as registry
+    >>> registry.optimizer_classes()["Adam"] is fusedopt.Adam
+    True
+    """
+    base = fusedopt.Optimizer
+    out: dict[str, type[fusedopt.Optimizer]] = {}
+    for name in fusedopt.__all__:
+        obj = getattr(fusedopt, name, None)
+        if isinstance(obj, type) and issubclass(obj, base) and obj is not base:
+            out[name] = obj
+    return out

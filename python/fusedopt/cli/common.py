@@ -1,0 +1,393 @@
+"""What the ``fusedopt`` commands share, written once.
+
+* errors and the parser: :class:`UsageError` (exit code 2) and :class:`CommandError` (exit
+  code 1), each reported in one line; :class:`Command`, one entry of the command table;
+* argument types and ``NAME=VALUE`` parsing;
+* optimizers: discovery (:func:`available_optimizers`), the demo's defaults, building and
+  describing one;
+* output files: :func:`output_path` and :func:`figure_path` check a path before any work
+  runs, :func:`save_figure` writes a plot (matplotlib on a file-only backend);
+* the digits model: the options of ``train``, ``lr-find`` and ``compare-lr``, the data and
+  the MLP they build, NumPy's BLAS threads while they train.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import contextlib
+import inspect
+import math
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+import numpy as np
+
+import fusedopt
+from fusedopt._optional import DEMO_EXTRA_HINT, import_optional, pyplot
+from fusedopt._registry import optimizer_classes
+from fusedopt.demo import (
+    MLP,
+    Dataset,
+    blas_threads,
+    limit_blas_threads,
+    load_digits,
+    tqdm_available,
+)
+
+__all__ = [
+    "OPTIMIZER_DEFAULTS",
+    "Command",
+    "CommandError",
+    "Formatter",
+    "Parser",
+    "UsageError",
+    "add_model_arguments",
+    "available_optimizers",
+    "data_and_model",
+    "describe_optimizer",
+    "describe_run",
+    "figure_path",
+    "make_optimizer",
+    "non_negative_int",
+    "optimizer_kwargs",
+    "optimizer_name",
+    "output_path",
+    "parse_kwargs",
+    "parse_value",
+    "plotting",
+    "positive_float",
+    "positive_int",
+    "progress_note",
+    "save_figure",
+    "training_threads",
+]
+
+#: CLI defaults that differ from the classes' own (torch's) defaults, tuned on the digits.
+OPTIMIZER_DEFAULTS: dict[str, dict[str, Any]] = {
+    "SGD": {"lr": 0.1, "momentum": 0.9},
+    "Adam": {"lr": 3e-3},
+    "AdamW": {"lr": 3e-3},
+    "Adagrad": {"lr": 0.05},
+    "Adamax": {"lr": 5e-3},
+    "NAdam": {"lr": 3e-3},
+    "RAdam": {"lr": 1e-2},
+    "Lion": {"lr": 1e-3},
+}
+
+
+class UsageError(Exception):
+    """A bad command-line argument: reported in one line, exit code 2."""
+
+
+class CommandError(Exception):
+    """A command failed (training diverged, missing dependency...): one line, exit code 1."""
+
+
+# --------------------------------------------------------------------------- parser
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line on stderr (exit code 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+class Formatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the descriptions' line breaks; shows the defaults that say something."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        # A flag (store_true, store_false: no value) has no default worth showing: the
+        # "True" of --no-check's store_false is its destination's, not the flag's.
+        flag = action.nargs == 0
+        shown = action.default not in (None, False, argparse.SUPPRESS) and not flag
+        if shown and action.option_strings and "%(default)" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
+@dataclass(frozen=True)
+class Command:
+    """One subcommand: its name, help, arguments and implementation.
+
+    ``run`` raises :class:`UsageError` for a bad argument and :class:`CommandError` for a
+    failure; :func:`fusedopt.cli.main` reports either in one line.
+    """
+
+    name: str
+    help: str
+    description: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an int >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse type: an int >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a finite float > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
+def parse_value(text: str) -> Any:
+    """A Python literal (``0.9``, ``(0.9, 0.99)``, ``True``, ``[10, 20]``) or the string."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def parse_kwargs(items: Sequence[str] | None, what: str) -> dict[str, Any]:
+    """``["a=1", "b=(0.9, 0.99)"]`` -> ``{"a": 1, "b": (0.9, 0.99)}``."""
+    out: dict[str, Any] = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key.isidentifier():
+            raise UsageError(f"{what} must look like NAME=VALUE, got {item!r}")
+        out[key] = parse_value(value)
+    return out
+
+
+# --------------------------------------------------------------------------- optimizers
+def available_optimizers() -> dict[str, type]:
+    """The optimizer classes ``fusedopt`` exports (subclasses of ``fusedopt.Optimizer``)."""
+    return dict(optimizer_classes())
+
+
+def optimizer_name(value: str) -> str:
+    """Case-insensitive optimizer name -> the exported spelling (unknown names unchanged)."""
+    for name in available_optimizers():
+        if name.lower() == value.lower():
+            return name
+    return value
+
+
+def optimizer_kwargs(name: str, lr: float | None, extra: Mapping[str, Any]) -> dict[str, Any]:
+    """Keyword arguments for optimizer ``name``: CLI defaults, then ``--opt-arg``, then ``--lr``."""
+    kwargs = dict(OPTIMIZER_DEFAULTS.get(name, {}))
+    kwargs.update(extra)
+    if lr is not None:
+        kwargs["lr"] = lr
+    if "lr" not in kwargs:
+        cls = available_optimizers()[name]
+        default = inspect.signature(cls).parameters.get("lr")
+        kwargs["lr"] = default.default if default is not None else 1e-3
+    return kwargs
+
+
+def make_optimizer(args: argparse.Namespace, params: list[np.ndarray], lr: float | None) -> Any:
+    """The optimizer ``--optimizer`` names, built from the options over ``params``."""
+    kwargs = optimizer_kwargs(args.optimizer, lr, parse_kwargs(args.opt_arg, "--opt-arg"))
+    cls = available_optimizers()[args.optimizer]
+    try:
+        return cls(params, backend=args.backend, **kwargs)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"cannot build {args.optimizer}: {exc}") from exc
+
+
+def describe_optimizer(opt: Any, with_lr: bool = True) -> str:
+    """``Adam(lr=0.003, backend=fused)``: the class and the arguments that differ from defaults.
+
+    The lr shown is the one the optimizer was built with (a schedule keeps it as
+    ``initial_lr``), not the schedule's value at step 0.
+    """
+    g = opt.param_groups[0]
+    cls = type(opt)
+    sig = inspect.signature(cls).parameters
+    shown = [f"lr={g.get('initial_lr', g['lr']):g}"] if with_lr else []
+    for key, value in g.items():
+        if key in ("params", "lr", "initial_lr") or key not in sig:
+            continue
+        if sig[key].default is not inspect.Parameter.empty and sig[key].default == value:
+            continue
+        shown.append(f"{key}={value}")
+    shown.append(f"backend={opt.backend}")
+    return f"{cls.__name__}({', '.join(shown)})"
+
+
+# --------------------------------------------------------------------------- output files
+def output_path(text: str, option: str) -> Path:
+    """``text`` as a file to write, checked before any work runs.
+
+    Raises :class:`UsageError` (one line, exit code 2) when the directory does not exist
+    or cannot be written, or when ``text`` names a directory.
+    """
+    path = Path(text).expanduser()
+    parent = path.parent
+    if not parent.is_dir():
+        what = "is not a directory" if parent.exists() else "does not exist"
+        raise UsageError(f"{option} {text}: the directory {str(parent)!r} {what}")
+    if path.is_dir():
+        raise UsageError(f"{option} {text}: is a directory, not a file")
+    if not os.access(parent, os.W_OK):
+        raise UsageError(f"{option} {text}: cannot write into {str(parent)!r}")
+    return path
+
+
+def plotting() -> Any:
+    """matplotlib.pyplot on the Agg backend (files only, no display)."""
+    return pyplot("plotting", extra="demo", backend="Agg")
+
+
+def figure_path(text: str, option: str) -> Path:
+    """``text`` as the file a plot goes to, checked before any work runs (needs matplotlib).
+
+    Without an extension it gets ``.png``, as matplotlib's ``savefig`` would add (so
+    ``--plot out`` writes and reports ``out.png``); an extension must be a format
+    matplotlib writes (png, pdf, svg, ...). Then as :func:`output_path`.
+    """
+    path = Path(text).expanduser()
+    if not path.suffix:
+        path = path.with_name(path.name + ".png")
+    else:
+        formats = _figure_formats()
+        if path.suffix[1:].lower() not in formats:
+            raise UsageError(
+                f"{option} {text}: matplotlib cannot write {path.suffix!r} files "
+                f"(use one of {', '.join(sorted(formats))})"
+            )
+    return output_path(str(path), option)
+
+
+def _figure_formats() -> set[str]:
+    """The file extensions matplotlib saves figures in (png, pdf, svg, ...)."""
+    bases = import_optional("matplotlib.backend_bases", "plotting", "matplotlib", extra="demo")
+    return set(bases.FigureCanvasBase.get_supported_filetypes())
+
+
+def save_figure(plt: Any, fig: Any, path: Path) -> None:
+    """Write ``fig`` to ``path`` (checked by :func:`figure_path`), close it, say so.
+
+    Raises :class:`CommandError` (one line) if writing fails all the same (disk full...).
+    """
+    try:
+        fig.savefig(path, dpi=110)
+    except OSError as exc:
+        raise CommandError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    finally:
+        plt.close(fig)
+    print(f"wrote {path}")
+
+
+# --------------------------------------------------------------------------- the digits model
+def add_model_arguments(p: argparse.ArgumentParser, *, lr_help: str | None) -> None:
+    """Options shared by train, lr-find and compare-lr."""
+    names = list(available_optimizers())
+    p.add_argument(
+        "--optimizer",
+        type=optimizer_name,
+        choices=names,
+        default="Adam" if "Adam" in names else (names[0] if names else None),
+        metavar="NAME",
+        help=f"optimizer, one of {', '.join(names)} (case-insensitive)",
+    )
+    if lr_help is not None:
+        p.add_argument("--lr", type=positive_float, default=None, help=lr_help)
+    p.add_argument(
+        "--opt-arg",
+        action="append",
+        metavar="NAME=VALUE",
+        help="extra optimizer argument, repeatable: --opt-arg weight_decay=1e-4 "
+        "--opt-arg 'betas=(0.9, 0.99)' (SGD defaults to momentum=0.9 here)",
+    )
+    p.add_argument(
+        "--backend",
+        choices=("fused", "numpy"),
+        default="fused",
+        help="fused C++ kernels or the NumPy reference",
+    )
+    p.add_argument("--batch-size", type=positive_int, default=32, help="images per step")
+    p.add_argument(
+        "--hidden",
+        type=positive_int,
+        nargs="+",
+        default=[256],
+        metavar="N",
+        help="hidden layer widths of the MLP",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the split, init and batch order")
+    p.add_argument(
+        "--n-train",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="use only N training images (quick runs)",
+    )
+    p.add_argument(
+        "--blas-threads",
+        type=non_negative_int,
+        default=1,
+        metavar="N",
+        help="threads of NumPy's BLAS while training, 0 for NumPy's own count: the MLP's "
+        "small matrix products gain nothing from more, whose idle threads spin on the cores "
+        "fusedopt's threads need",
+    )
+
+
+def data_and_model(args: argparse.Namespace) -> tuple[Dataset, MLP]:
+    """The digits (``--seed``, ``--n-train``) and a fresh MLP (``--hidden``) for them."""
+    data = load_digits(seed=args.seed, n_train=args.n_train)
+    model = MLP((data.n_features, *args.hidden, data.n_classes), seed=args.seed)
+    return data, model
+
+
+def describe_run(data: Dataset, model: MLP) -> str:
+    """``MLP 64-256-10 (19,210 params) on the digits: 1437 train / 360 test images``."""
+    arch = "-".join(str(s) for s in model.sizes)
+    return (
+        f"MLP {arch} ({model.n_params:,} params) on the digits: "
+        f"{len(data.y_train)} train / {len(data.y_test)} test images"
+    )
+
+
+@contextlib.contextmanager
+def training_threads(args: argparse.Namespace) -> Iterator[str]:
+    """Run the block with NumPy's BLAS limited to ``--blas-threads`` (threadpoolctl).
+
+    Yields a line that says which thread counts are in force, e.g. ``"threads: fusedopt
+    2, NumPy's BLAS 1 (--blas-threads)"``.
+    """
+    limit = args.blas_threads or None
+    with limit_blas_threads(limit) as limited:
+        count = blas_threads()
+        if limited:
+            blas = f"NumPy's BLAS {count} (--blas-threads)"
+        elif limit is not None:
+            blas = f"NumPy's BLAS not limited: threadpoolctl is not installed ({DEMO_EXTRA_HINT})"
+        else:
+            blas = f"NumPy's BLAS {count if count else 'as NumPy chose'} (--blas-threads 0)"
+        yield f"threads: fusedopt {fusedopt.get_num_threads()}, {blas}"
+
+
+def progress_note(quiet: bool) -> None:
+    """Say why there is no progress bar when tqdm is missing."""
+    if not quiet and not tqdm_available():
+        print(f"(no progress bar: tqdm is not installed; {DEMO_EXTRA_HINT})")
