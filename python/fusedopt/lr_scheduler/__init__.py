@@ -107,3 +107,10 @@ __all__ = [
     "warmup_cosine",
     "warmup_linear",
 ]
+
+# Every public name reports the module users import it from (as torch's classes do):
+# reprs, docs and pickles say ``fusedopt.lr_scheduler.StepLR``, not the file that
+# defines it, so a schedule pickled before the package was split still loads.
+for _name in __all__:
+    globals()[_name].__module__ = __name__
+del _name
