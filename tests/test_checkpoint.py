@@ -16,10 +16,11 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from hypothesis_settings import SANITIZED, examples
-from optim_table import CONFIGS, ROWS
 
 import fusedopt as fo
+
+from .hypothesis_settings import SANITIZED, examples
+from .table import CONFIGS, ROWS
 
 
 class Counter:
@@ -290,7 +291,7 @@ def flip_outcomes(data: bytes, path: Path, load: Any) -> dict[str, int]:
             assert repr(str(path)) in str(e), (i, e)
             counts["ValueError"] += 1
             continue
-        except Exception as e:  # noqa: BLE001 - the test is that nothing else escapes
+        except Exception as e:
             pytest.fail(f"flipping byte {i} of {len(data)} raised {type(e).__name__}: {e}")
         assert same, f"flipping byte {i} of {len(data)} loaded other values"
         counts["identical"] += 1
@@ -337,7 +338,7 @@ def test_io_errors_name_the_users_path(tmp_path):
     assert not (tmp_path / "missing-dir").exists()
     path = tmp_path / "c.npz"
     fo.save_checkpoint(path, opt)
-    ps, other = make(fo.Adam, {"lr": 0.1}, 1, 1)
+    _, other = make(fo.Adam, {"lr": 0.1}, 1, 1)
     with pytest.raises(ValueError, match=r"c\.npz.*an SGD optimizer, not an Adam"):
         fo.load_checkpoint(path, other)
     path.write_bytes(b"\x00" + path.read_bytes()[1:])  # no zip magic: not "allow_pickle"

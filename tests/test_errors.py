@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from optim_table import CONFIGS
 
 import fusedopt as fo
+
+from .table import CONFIGS
 
 
 def snapshot(opt: fo.Optimizer, params: list[np.ndarray]) -> tuple:

@@ -22,10 +22,11 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from hypothesis_settings import examples
-from optim_table import CONFIGS, ROWS
 
 import fusedopt as fo
+
+from .hypothesis_settings import examples
+from .table import CONFIGS, ROWS
 
 ALLOWED = (ValueError, TypeError)
 OK = "ok"

@@ -15,11 +15,12 @@ from typing import Any
 
 import numpy as np
 import pytest
-from optim_table import CONFIGS, ROWS
 
 import fusedopt as fo
 from fusedopt.optimizer import Optimizer
 from fusedopt.rules import Rule
+
+from .table import CONFIGS, ROWS
 
 OPTIMIZERS = sorted({cls for _, cls, _ in ROWS}, key=lambda c: c.__name__)
 

@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from hypothesis_settings import examples
-from optim_table import CONFIGS
 
 import fusedopt as fo
+
+from .hypothesis_settings import examples
+from .table import CONFIGS
 
 PARALLEL_MIN = int(fo.build_info()["parallel_min_elements"])
 BAD = [np.nan, np.inf, -np.inf]

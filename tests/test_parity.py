@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from optim_table import CONFIGS
 
 import fusedopt as fo
+
+from .table import CONFIGS
 
 # 0-d, odd 1-d, 2-d, a transposed (Fortran-ordered) 2-d, an empty one, and one large
 # enough to be split across threads (above the parallel threshold on its own).

@@ -19,10 +19,11 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from hypothesis_settings import examples
-from optim_table import CONFIGS
 
 import fusedopt as fo
+
+from .hypothesis_settings import examples
+from .table import CONFIGS
 
 INFO = fo.build_info()
 GRAIN = int(INFO["grain_elements"])

@@ -6,9 +6,10 @@ import io
 
 import numpy as np
 import pytest
-from optim_table import CONFIGS
 
 import fusedopt as fo
+
+from .table import CONFIGS
 
 
 def flatten(sd: dict) -> dict[str, np.ndarray]:

@@ -11,9 +11,10 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
-from optim_table import CONFIGS
 
 import fusedopt as fo
+
+from .table import CONFIGS
 
 PARALLEL_MIN = int(fo.build_info()["parallel_min_elements"])
 

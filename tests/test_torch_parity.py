@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from optim_table import CONFIGS
+
+from .table import CONFIGS
 
 torch = pytest.importorskip("torch")
 

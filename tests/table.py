@@ -1,8 +1,10 @@
-"""The one table of optimizer configurations that every property test runs over.
+"""The one table the tests run over.
 
-Each row: (optimizer class, constructor keyword arguments), with a readable id.
-Rows cover every option of every algorithm; add a row here and every property
-(reference parity, state round trip, PyTorch parity, errors) checks it.
+* ``ROWS`` / ``CONFIGS``: optimizer configurations. Each row: (readable id, optimizer
+  class, constructor keyword arguments). Rows cover every option of every algorithm;
+  add a row here and every property (reference parity, state round trip, PyTorch
+  parity, errors) checks it.
+* ``OPTIMIZERS``: every optimizer class; ``BACKENDS``: both backends.
 """
 
 from __future__ import annotations
@@ -12,6 +14,21 @@ from typing import Any
 import pytest
 
 import fusedopt as fo
+
+BACKENDS = ("fused", "numpy")
+
+OPTIMIZERS: list[type[fo.Optimizer]] = [
+    fo.SGD,
+    fo.Adam,
+    fo.AdamW,
+    fo.Adagrad,
+    fo.RMSprop,
+    fo.Adadelta,
+    fo.Adamax,
+    fo.NAdam,
+    fo.RAdam,
+    fo.Lion,
+]
 
 ROWS: list[tuple[str, type[fo.Optimizer], dict[str, Any]]] = [
     ("sgd", fo.SGD, dict(lr=0.1)),
