@@ -16,7 +16,7 @@ from .table import BACKENDS
 
 #: Relative tolerance of a value computed by hand in double precision, by the dtype
 #: the optimizer ran in (float32: a few units in the last place of a few operations).
-REL = {np.dtype(np.float64): 1e-13, np.dtype(np.float32): 2e-6}
+REL = {np.dtype(np.float64): 1e-14, np.dtype(np.float32): 2e-6}
 
 
 @pytest.fixture
