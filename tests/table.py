@@ -9,19 +9,24 @@
   the default of every hyperparameter, written out by hand from torch.optim's
   documentation (Lion: from the paper), an oracle independent of the code.
 * ``BAD_HYPERPARAMETERS``: values each class must refuse, with the exception and the
-  message, written out by hand (``HAND_ERRORS``, ``BAD_BY_KEY``).
-  ``ACCEPTED_HYPERPARAMETERS``: values at the edge of a rule, which must be accepted.
+  message: written out by hand (``HAND_ERRORS``, ``BAD_BY_KEY``) and derived from each
+  class's table of rules (:func:`rule_errors`). ``ACCEPTED_HYPERPARAMETERS``: values at
+  the edge of a rule, which must be accepted.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pytest
 
 import fusedopt as fo
+from fusedopt.rules import Rule
 
 BACKENDS = ("fused", "numpy")
 
@@ -341,7 +346,109 @@ def _hand_errors() -> list[BadHyper]:
     return out
 
 
-BAD_HYPERPARAMETERS: list[BadHyper] = _hand_errors()
+# ------------------------------------------------- error cases derived from the rules
+def valid_number(rule: Rule) -> float:
+    """A number inside a real ``rule``'s range, away from its edges."""
+    low = rule.low if math.isfinite(rule.low) else 0.0
+    return (low + rule.high) / 2 if math.isfinite(rule.high) else low + 0.5
+
+
+Case = tuple[str, Any, type[Exception], str]  # (label, value, exception, message regex)
+
+
+def _number_errors(name: str, rule: Rule) -> list[Case]:
+    """Bad values of one number of a real rule (``name``: the key, or ``key[i]`` for an
+    entry of a pair), each with the whole message expected at construction."""
+    slot, must = re.escape(name), re.escape(rule.must)
+
+    def invalid(value: Any) -> str:
+        return rf"^invalid {slot}: {re.escape(repr(value))}; it must be {must}$"
+
+    out: list[Case] = []
+    if math.isfinite(rule.low):
+        out.append(("below-low", rule.low - 1.0, ValueError, invalid(rule.low - 1.0)))
+    if math.isfinite(rule.high):
+        above = rule.high if rule.high_open else rule.high + 0.5
+        label = "at-open-high" if rule.high_open else "above-high"
+        out.append((label, above, ValueError, invalid(above)))
+    for label, value in (("nan", NAN), ("inf", INF), ("-inf", -INF), ("f32-nan", np.float32(NAN))):
+        out.append((label, value, ValueError, invalid(value)))
+    too_large = rf"^invalid {slot}: \d+\.\.\.\d+ is too large; it must be {must}$"
+    out.append(("huge-int", 10**400, ValueError, too_large))
+    for label, value, type_name in (
+        ("str", "0.5", "str"),
+        ("bool", True, "bool"),
+        ("numpy-bool", np.True_, "numpy.bool"),
+        ("array", np.array(0.5), "numpy.ndarray"),
+        ("none", None, "NoneType"),
+        ("complex", 0.5 + 0.5j, "complex"),
+        ("list", [0.5], "list"),
+    ):
+        out.append((label, value, TypeError, rf"^{slot} must be a real number, got {type_name}$"))
+    return out
+
+
+def _key_errors(name: str, rule: Rule) -> list[Case]:
+    """Bad values of key ``name`` under ``rule``."""
+    if rule.kind == "flag":
+        return [
+            (label, value, TypeError, rf"^{name} must be a bool, got {type_name}$")
+            for label, value, type_name in (
+                ("int", 1, "int"),
+                ("zero", 0, "int"),
+                ("float", 1.0, "float"),
+                ("str", "True", "str"),
+                ("none", None, "NoneType"),
+                ("array", np.array(True), "numpy.ndarray"),
+            )
+        ]
+    if rule.width == 1:
+        return _number_errors(name, rule)
+    valid = valid_number(rule)
+    out: list[Case] = []
+    for j in range(rule.width):
+        for label, value, exc, match in _number_errors(f"{name}[{j}]", rule):
+            entries = tuple(value if k == j else valid for k in range(rule.width))
+            out.append((f"[{j}]-{label}", entries, exc, match))
+    not_a_pair = rf"^{name} must be a sequence of {rule.width} numbers, got "
+    for label, value in (
+        ("short", (valid,) * (rule.width - 1)),
+        ("long", (valid,) * (rule.width + 1)),
+        ("number", valid),
+        ("str", "ab"[: rule.width].ljust(rule.width, "c")),
+        ("none", None),
+    ):
+        out.append((label, value, TypeError, not_a_pair))
+    return out
+
+
+# The offset from a requirement's value that satisfies it, and one that violates it.
+_SATISFY = {">": 0.5, ">=": 0.0, "<": -1.0, "<=": 0.0, "==": 0.0, "!=": 0.5}
+_VIOLATE = {">": 0.0, ">=": -1.0, "<": 0.0, "<=": 1.0, "==": 0.5, "!=": 0.0}
+_OP_NAMES = {">": "gt", ">=": "ge", "<": "lt", "<=": "le", "==": "eq", "!=": "ne"}
+
+
+def rule_errors(cls: type[fo.Optimizer]) -> list[BadHyper]:
+    """Every bad value derived from ``cls.hyperparameters``: for each key, values that
+    break its rule, and for a flag with requirements (SGD's nesterov), each requirement
+    broken in turn with the flag True and the others met."""
+    out = []
+    for name, rule in cls.hyperparameters.items():
+        for label, value, exc, match in _key_errors(name, rule):
+            out.append(BadHyper(cls, {name: value}, exc, match, f"{cls.__name__}-{name}-{label}"))
+        met = {other: value + _SATISFY[op] for other, op, value in rule.requires}
+        for other, op, value in rule.requires:
+            broken = value + _VIOLATE[op]
+            kwargs = {name: True, **met, other: broken}
+            match = rf"^{name}=True requires .* \({other} is {re.escape(repr(float(broken)))}\)$"
+            label = f"{cls.__name__}-{name}-requires-{other}-{_OP_NAMES[op]}-{value}"
+            out.append(BadHyper(cls, kwargs, ValueError, match, label))
+    return out
+
+
+BAD_HYPERPARAMETERS: list[BadHyper] = _hand_errors() + [
+    case for cls in OPTIMIZERS for case in rule_errors(cls)
+]
 
 
 # ------------------------------------------------------------- values to be accepted
@@ -356,6 +463,39 @@ HAND_ACCEPTED: list[tuple[str, type[fo.Optimizer], dict[str, Any]]] = [
 ]
 
 
+def rule_edges(cls: type[fo.Optimizer]) -> list[tuple[str, dict[str, Any]]]:
+    """Values derived from ``cls.hyperparameters`` that must be accepted: each end of a
+    range (the largest number below an open end), other number types, NumPy bools."""
+    out: list[tuple[str, dict[str, Any]]] = []
+    for name, rule in cls.hyperparameters.items():
+        if rule.kind == "flag":
+            out.append(("numpy-false", {name: np.False_}))
+            if not rule.requires:
+                out.append(("numpy-true", {name: np.True_}))
+            continue
+        valid = valid_number(rule)
+        edges = [("f32", np.float32(valid)), ("int", int(valid)), ("numpy-int", np.int64(1))]
+        edges = [(label, x) for label, x in edges if rule.low <= x <= rule.high]
+        if math.isfinite(rule.low):
+            edges.append(("low", rule.low))
+        if math.isfinite(rule.high):
+            top = float(np.nextafter(rule.high, -INF)) if rule.high_open else rule.high
+            edges.append(("high", top))
+        for label, x in edges:
+            if rule.high_open and x >= rule.high:
+                continue
+            value = x if rule.width == 1 else (x,) * rule.width
+            out.append((label, {name: value}))
+        if rule.width > 1:
+            out.append(("list", {name: [valid] * rule.width}))
+            out.append(("array", {name: np.full(rule.width, valid)}))
+    return out
+
+
 ACCEPTED_HYPERPARAMETERS = [
     pytest.param(cls, kwargs, id=f"{cls.__name__}-{label}") for label, cls, kwargs in HAND_ACCEPTED
+] + [
+    pytest.param(cls, kwargs, id=f"{cls.__name__}-{'-'.join(kwargs)}-{label}")
+    for cls in OPTIMIZERS
+    for label, kwargs in rule_edges(cls)
 ]

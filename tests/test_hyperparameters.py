@@ -3,9 +3,10 @@
 Each class declares its hyperparameters once (``hyperparameters``: key -> rule); one
 native validator checks the param groups at construction, in ``add_param_group`` and at
 every step of both backends, before anything is written. These tests run every error
-case of the table at each of those places: the same exception with the same message
-(prefixed with the group it is about), and no parameter, state array or group changed.
-Values at the edge of a rule are accepted at each place.
+case of the table (written out by hand, and derived from each class's rules) at each of
+those places: the same exception with the same message (prefixed with the group it is
+about), and no parameter, state array or group changed. Values at the edge of a rule are
+accepted at each place.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import pytest
 import fusedopt as fo
 
 from .helpers import fingerprint, grads_for, make
-from .table import ACCEPTED_HYPERPARAMETERS, BAD_HYPERPARAMETERS, BadHyper
+from .table import ACCEPTED_HYPERPARAMETERS, BAD_HYPERPARAMETERS, OPTIMIZERS, BadHyper
 
 BAD = [pytest.param(case, id=case.id) for case in BAD_HYPERPARAMETERS]
 
@@ -86,6 +87,18 @@ def test_refused_when_written_between_steps_and_nothing_changes(case, backend):
     opt.step(grads_for(params, 11))
     twin.step(grads_for(twin_params, 11))
     assert fingerprint(opt, params) == fingerprint(twin, twin_params)
+
+
+@pytest.mark.parametrize("cls", [pytest.param(c, id=c.__name__) for c in OPTIMIZERS])
+def test_the_message_names_the_group(cls, backend):
+    params, opt = make(cls, {}, backend)
+    params.append(np.zeros(3))
+    opt.add_param_group({"params": params[-1:]})
+    opt.param_groups[1]["lr"] = float("nan")
+    before = fingerprint(opt, params)
+    with pytest.raises(ValueError, match=r"^param_groups\[1\]: invalid lr: nan"):
+        opt.step(grads_for(params, 0))
+    assert fingerprint(opt, params) == before  # group 0 was not stepped either
 
 
 @pytest.mark.parametrize(("cls", "kwargs"), ACCEPTED_HYPERPARAMETERS)
