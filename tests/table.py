@@ -415,7 +415,7 @@ def _key_errors(name: str, rule: Rule) -> list[Case]:
         ("short", (valid,) * (rule.width - 1)),
         ("long", (valid,) * (rule.width + 1)),
         ("number", valid),
-        ("str", "ab"[: rule.width].ljust(rule.width, "c")),
+        ("str", "x" * rule.width),  # a str of the right length is not a sequence of numbers
         ("none", None),
     ):
         out.append((label, value, TypeError, not_a_pair))
