@@ -332,6 +332,9 @@ BAD_BY_KEY: list[tuple[str, Any, type[Exception], str]] = [
     ("betas", 0.9, TypeError, r"betas must be a sequence of 2"),
     ("betas", (0.9, NAN), ValueError, r"invalid betas\[1\]: nan"),
     ("betas", (None, 0.9), TypeError, r"betas\[0\] must be a real number"),
+    # unordered containers: which value is beta1 would be up to a hash (torch refuses a set)
+    ("betas", {0.999, 0.9}, TypeError, r"betas must be a sequence of 2"),
+    ("betas", {0.9: 0, 0.999: 1}, TypeError, r"betas must be a sequence of 2"),
 ]
 
 

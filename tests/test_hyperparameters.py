@@ -133,7 +133,14 @@ def test_a_key_deleted_from_a_group_is_named(backend):
 
 
 class _Exploding:
-    """A value whose conversion raises something other than TypeError/ValueError."""
+    """A value whose conversion raises something other than TypeError/ValueError: a
+    sequence (for a pair) whose items cannot be read, and a number that cannot be one."""
+
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, i: int) -> float:
+        raise RuntimeError("boom from __getitem__")
 
     def __iter__(self):
         raise RuntimeError("boom from __iter__")

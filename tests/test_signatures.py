@@ -202,11 +202,6 @@ def test_a_right_table_makes_a_working_class():
     np.testing.assert_allclose(p, -0.1, rtol=1e-6)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library: Optimizer.__init_subclass__ checks a subclass only when it redeclares "
-    "`hyperparameters`; a subclass that changes only `kernel` or `state_names` is not checked",
-)
 @pytest.mark.parametrize(
     "attrs",
     [

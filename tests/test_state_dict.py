@@ -165,6 +165,8 @@ def test_state_is_read_only_and_live(cls, kwargs, backend):
             assert not view.flags.writeable
             with pytest.raises(ValueError, match="read-only"):
                 view[...] = 7.0
+            with pytest.raises(ValueError, match="WRITEABLE"):
+                view.flags.writeable = True  # not even on purpose
     assert fingerprint(opt, params) == before
     opt.step(grads_for(params, 5))
     now = opt.state_dict()["state"]
