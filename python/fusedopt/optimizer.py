@@ -47,7 +47,7 @@ MAXIMIZE_DOC = "maximize: maximize the objective instead of minimizing it (steps
 def _read_only(a: np.ndarray) -> np.ndarray:
     """A read-only view of ``a``: its values stay live; writing through it raises, and so
     does setting its ``writeable`` flag back (it sees ``a`` through a read-only buffer)."""
-    return np.asarray(memoryview(a).toreadonly())
+    return np.asarray(memoryview(a).toreadonly())  # type: ignore[arg-type]  # ndarray is a buffer
 
 
 class _StateView(Mapping[int, Mapping[str, np.ndarray]]):
@@ -145,7 +145,13 @@ class Optimizer:
         super().__init_subclass__(**kwargs)
         # A subclass that changes what its kernel is fed is checked again, whichever
         # attribute it changes.
-        declared = ("kernel", "hyperparameters", "init_hyperparameters", "state_names", "scalar_names")
+        declared = (
+            "kernel",
+            "hyperparameters",
+            "init_hyperparameters",
+            "state_names",
+            "scalar_names",
+        )
         if any(name in cls.__dict__ for name in declared) and hasattr(cls, "hyperparameters"):
             cls.hyper_names = tuple(
                 k for k in cls.hyperparameters if k not in cls.init_hyperparameters
