@@ -16,10 +16,12 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from hypothesis_settings import SANITIZED, examples
-from optim_table import CONFIGS, ROWS
 
 import fusedopt as fo
+
+from .helpers import fingerprint, grads_for
+from .hypothesis_settings import SANITIZED, examples
+from .table import CONFIGS, ROWS
 
 
 class Counter:
@@ -56,22 +58,6 @@ def make(cls, kwargs, seed: int, steps: int, backend: str = "fused"):
     return params, opt
 
 
-def grads_for(params, seed: int):
-    rng = np.random.default_rng(seed)
-    return [np.asarray(rng.standard_normal(p.shape), p.dtype) for p in params]
-
-
-def fingerprint(opt, params) -> Any:
-    sd = opt.state_dict()
-    return (
-        [(p.tobytes(), p.strides) for p in params],
-        {i: {k: v.tobytes() for k, v in s.items()} for i, s in sd["state"].items()},
-        repr(sd["param_groups"]),
-        opt.skipped_steps,
-    )
-
-
-@pytest.mark.parametrize("backend", ["fused", "numpy"])
 @pytest.mark.parametrize(("cls", "kwargs"), CONFIGS)
 def test_round_trip_resumes_bit_identically(cls, kwargs, backend, tmp_path):
     params, opt = make(cls, kwargs, 1, 3, backend)

@@ -22,39 +22,17 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from hypothesis_settings import examples
-from optim_table import CONFIGS, ROWS
 
 import fusedopt as fo
+
+from .helpers import grads_for, make
+from .hypothesis_settings import examples
+from .table import BACKENDS, CONFIGS, ROWS
 
 ALLOWED = (ValueError, TypeError)
 OK = "ok"
 
 # ------------------------------------------------------------------------ helpers
-
-
-def make_params(seed: int) -> list[np.ndarray]:
-    """Four parameters: float64 2-d, float32 1-d, float64 0-d, float32 Fortran-ordered 2-d."""
-    rng = np.random.default_rng(seed)
-    return [
-        rng.standard_normal((4, 3)),
-        rng.standard_normal(5).astype(np.float32),
-        np.asarray(rng.standard_normal(())),
-        np.asfortranarray(rng.standard_normal((3, 4)).astype(np.float32)),
-    ]
-
-
-def make_grads(params: list[np.ndarray], seed: int) -> list[np.ndarray]:
-    rng = np.random.default_rng(seed)
-    return [np.asarray(rng.standard_normal(p.shape), dtype=p.dtype) for p in params]
-
-
-def build(cls, kwargs, backend: str, seed: int, steps: int):
-    params = make_params(seed)
-    opt = cls(params, backend=backend, **kwargs)
-    for k in range(steps):
-        opt.step(make_grads(params, seed + 1 + k))
-    return params, opt
 
 
 def fingerprint(opt: fo.Optimizer, params: list[np.ndarray], extra: list[np.ndarray]) -> Any:
@@ -72,8 +50,8 @@ def fingerprint(opt: fo.Optimizer, params: list[np.ndarray], extra: list[np.ndar
 def same_course(opt, params, twin, twin_params, seed: int) -> None:
     """The optimizer and its twin (which never saw the fuzzed call) take one more valid
     step and must agree bit for bit."""
-    opt.step(make_grads(params, seed))
-    twin.step(make_grads(twin_params, seed))
+    opt.step(grads_for(params, seed))
+    twin.step(grads_for(twin_params, seed))
     for p, q in zip(params, twin_params, strict=True):
         assert p.tobytes() == q.tobytes()
     sd, st_ = opt.state_dict()["state"], twin.state_dict()["state"]
@@ -211,7 +189,7 @@ def worst(a: Any, b: Any) -> Any:
     return a if a is b else None  # two different errors: either may be raised first
 
 
-@pytest.mark.parametrize("backend", ["fused", "numpy"])
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize(("cls", "kwargs"), CONFIGS)
 @examples(40)
 @given(
@@ -224,16 +202,16 @@ def worst(a: Any, b: Any) -> Any:
     container=st.sampled_from(sorted(CONTAINERS)),
 )
 def test_fuzz_step_grads(cls, kwargs, backend, seed, steps, guard, mutations, container):
-    params, opt = build(cls, kwargs, backend, seed, steps)
-    twin_params, twin = build(cls, kwargs, backend, seed, steps)
+    params, opt = make(cls, kwargs, backend, seed, steps)
+    twin_params, twin = make(cls, kwargs, backend, seed, steps)
     opt.skip_nonfinite = twin.skip_nonfinite = guard
-    grads = make_grads(params, seed + 100)
+    grads = grads_for(params, seed + 100)
     clean = [g.copy() for g in grads]
     expect = OK
     fuzzed: list[Any] = list(grads)
     for i, name in sorted(mutations.items()):
-        make, outcome = GRAD_MUTATIONS[name]
-        fuzzed[i] = make(grads[i], i, params, opt)
+        mutate, outcome = GRAD_MUTATIONS[name]
+        fuzzed[i] = mutate(grads[i], i, params, opt)
         if outcome is OK and name not in ("nan", "inf"):
             np.testing.assert_array_equal(np.asarray(fuzzed[i]), grads[i])
         if name in ("nan", "inf"):
@@ -279,28 +257,25 @@ BAD_VALUES: list[Any] = [
 @given(
     seed=st.integers(0, 2**16),
     steps=st.integers(0, 2),
-    key=st.sampled_from(
-        ["lr", "betas", "momentum", "weight_decay", "eps", "alpha", "rho", "maximize"]
-    ),
+    data=st.data(),
     bad=st.sampled_from(BAD_VALUES),
     pair_slot=st.integers(0, 1),
-    backend=st.sampled_from(["fused", "numpy"]),
+    backend=st.sampled_from(BACKENDS),
 )
 def test_fuzz_hyperparameter_written_between_steps(
-    cls, kwargs, seed, steps, key, bad, pair_slot, backend
+    cls, kwargs, seed, steps, data, bad, pair_slot, backend
 ):
-    params, opt = build(cls, kwargs, backend, seed, steps)
-    twin_params, twin = build(cls, kwargs, backend, seed, steps)
+    key = data.draw(st.sampled_from(list(cls.hyperparameters)), label="key")  # any of its keys
+    params, opt = make(cls, kwargs, backend, seed, steps)
+    twin_params, twin = make(cls, kwargs, backend, seed, steps)
     group = opt.param_groups[0]
-    if key not in group:
-        return
     old = group[key]
     if isinstance(old, tuple):
         value = tuple(bad if k == pair_slot else b for k, b in enumerate(old))
     else:
         value = bad
     group[key] = value
-    grads = make_grads(params, seed + 100)
+    grads = grads_for(params, seed + 100)
     # A non-finite or non-numeric hyperparameter is refused, whenever it is written.
     assert not check_call(lambda: opt.step(grads), None, opt, params, [])
     group[key] = old
@@ -417,7 +392,7 @@ def test_fuzz_constructor(row, kinds, as_groups, shape, overrides, seed):
                     assert math.isfinite(float(x)), (k, x)
     params = [p for g in opt.param_groups for p in g["params"]]
     with np.errstate(all="ignore"):
-        opt.step(make_grads(params, seed))
+        opt.step(grads_for(params, seed))
 
 
 # ------------------------------------------------------------------- add_param_group
@@ -434,8 +409,8 @@ def test_fuzz_constructor(row, kinds, as_groups, shape, overrides, seed):
 )
 def test_fuzz_add_param_group(row, kind, key, value, overlap, seed):
     _, cls, kwargs = row
-    params, opt = build(cls, kwargs, "fused", seed, 1)
-    twin_params, twin = build(cls, kwargs, "fused", seed, 1)
+    params, opt = make(cls, kwargs, "fused", seed, 1)
+    twin_params, twin = make(cls, kwargs, "fused", seed, 1)
     rng = np.random.default_rng(seed)
     new = PARAM_KINDS[kind](rng, [])
     if overlap == "same":
@@ -543,11 +518,11 @@ STATE_VALUES: list[Any] = [
     other=st.sampled_from(ROWS),
 )
 def test_fuzz_load_state_dict(cls, kwargs, seed, steps, how, value, other):
-    params, opt = build(cls, kwargs, "fused", seed, steps)
-    twin_params, twin = build(cls, kwargs, "fused", seed, steps)
+    params, opt = make(cls, kwargs, "fused", seed, steps)
+    twin_params, twin = make(cls, kwargs, "fused", seed, steps)
     if how == "other-optimizer":
         _, ocls, okw = other
-        _, source = build(ocls, okw, "fused", seed + 1, 2)
+        _, source = make(ocls, okw, "fused", seed + 1, 2)
         sd = source.state_dict()
     else:
         sd = opt.state_dict()
@@ -591,7 +566,6 @@ def test_fuzz_skip_nonfinite_attribute(value):
 # ------------------------------------------- arrays changed behind the optimizer's back
 
 
-@pytest.mark.parametrize("backend", ["fused", "numpy"])
 @pytest.mark.parametrize(
     "change",
     ["resize", "shrink", "dtype", "readonly", "state-resize", "state-dtype", "state-readonly"],

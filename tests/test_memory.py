@@ -21,8 +21,9 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
-from hypothesis_settings import SANITIZED
-from optim_table import CONFIGS, ROWS
+
+from .hypothesis_settings import SANITIZED
+from .table import CONFIGS, ROWS
 
 pytestmark = pytest.mark.slow
 

@@ -19,10 +19,11 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from hypothesis_settings import examples
-from optim_table import CONFIGS
 
 import fusedopt as fo
+
+from .hypothesis_settings import examples
+from .table import BACKENDS, CONFIGS
 
 INFO = fo.build_info()
 GRAIN = int(INFO["grain_elements"])
@@ -138,7 +139,7 @@ def test_fused_matches_reference(cls, kwargs, data):
 
 
 @pytest.mark.parametrize(("cls", "kwargs"), CONFIGS)
-@pytest.mark.parametrize("backend", ["fused", "numpy"])
+@pytest.mark.parametrize("backend", BACKENDS)
 @examples(10)
 @given(data=st.data())
 def test_zero_grad_without_weight_decay_changes_no_parameter(cls, kwargs, backend, data):
@@ -151,7 +152,7 @@ def test_zero_grad_without_weight_decay_changes_no_parameter(cls, kwargs, backen
 
 
 @pytest.mark.parametrize(("cls", "kwargs"), CONFIGS)
-@pytest.mark.parametrize("backend", ["fused", "numpy"])
+@pytest.mark.parametrize("backend", BACKENDS)
 @examples(10)
 @given(data=st.data())
 def test_maximize_with_g_is_minimize_with_minus_g(cls, kwargs, backend, data):

@@ -1,4 +1,5 @@
-"""state_dict / load_state_dict: torch-shaped, copies, and a resume that is bit-identical."""
+"""State: ``state_dict`` / ``load_state_dict`` (torch-shaped, copies, a resume that is
+bit-identical, refusals that change nothing) and the read-only, live ``opt.state``."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ import io
 
 import numpy as np
 import pytest
-from optim_table import CONFIGS
 
 import fusedopt as fo
+
+from .helpers import fingerprint, grads_for, make
+from .table import CONFIGS, OPTIMIZERS
 
 
 def flatten(sd: dict) -> dict[str, np.ndarray]:
@@ -36,7 +39,6 @@ def unflatten(npz: dict[str, np.ndarray]) -> dict:
     return {"state": state, "param_groups": [groups[i] for i in sorted(groups)]}
 
 
-@pytest.mark.parametrize("backend", ["fused", "numpy"])
 @pytest.mark.parametrize(("cls", "kwargs"), CONFIGS)
 def test_round_trip_through_savez_resumes_bit_identically(cls, kwargs, backend, rng):
     p0 = [rng.standard_normal((6, 7)).astype(np.float32), rng.standard_normal(11)]
@@ -109,3 +111,66 @@ def test_load_refuses_another_shape_algorithm_or_dtype_and_changes_nothing(rng):
     with pytest.raises(ValueError, match="invalid lr"):
         opt2.load_state_dict(bad)
     assert opt2.param_groups[0]["lr"] == 0.1 and len(opt2.state) == 0
+
+
+def test_adamw_refuses_an_adam_state_dict_and_changes_nothing(backend):
+    """Adam and AdamW have the same state and hyperparameter names: only the class name
+    the state dict carries tells them apart."""
+    _, adam = make(fo.Adam, {}, backend, steps=2)
+    params, adamw = make(fo.AdamW, {}, backend, seed=1, steps=1)
+    before = fingerprint(adamw, params)
+    with pytest.raises(
+        ValueError, match=r"^the state dict holds the state of an Adam optimizer, not an AdamW$"
+    ):
+        adamw.load_state_dict(adam.state_dict())
+    assert fingerprint(adamw, params) == before
+
+
+@pytest.mark.parametrize(
+    ("source", "target"),
+    [
+        pytest.param(a, b, id=f"{a.__name__}-into-{b.__name__}")
+        for a in OPTIMIZERS
+        for b in OPTIMIZERS
+        if a is not b
+    ],
+)
+def test_another_classs_state_dict_is_refused_and_changes_nothing(source, target):
+    _, src = make(source, {}, steps=1)
+    params, opt = make(target, {}, seed=1, steps=1)
+    before = fingerprint(opt, params)
+    a = r"an? "
+    with pytest.raises(
+        ValueError,
+        match=rf"^the state dict holds the state of {a}{source.__name__} optimizer, "
+        rf"not {a}{target.__name__}$",
+    ):
+        opt.load_state_dict(src.state_dict())
+    assert fingerprint(opt, params) == before
+
+
+@pytest.mark.parametrize(("cls", "kwargs"), CONFIGS)
+def test_state_is_read_only_and_live(cls, kwargs, backend):
+    """``opt.state[i][name]`` is a read-only view of the live array: writing through it
+    raises and changes nothing; a later step shows through it."""
+    params, opt = make(cls, kwargs, backend, steps=1)
+    assert set(opt.state) == set(opt.state_dict()["state"])
+    views = {i: dict(opt.state[i]) for i in opt.state}
+    before = fingerprint(opt, params)
+    for i, st in views.items():
+        assert opt.state[params[i]].keys() == st.keys()  # by the array, as by its index
+        with pytest.raises(TypeError):
+            opt.state[i]["bogus"] = np.zeros(1)  # type: ignore[index]
+        for view in st.values():
+            assert not view.flags.writeable
+            with pytest.raises(ValueError, match="read-only"):
+                view[...] = 7.0
+            with pytest.raises(ValueError, match="WRITEABLE"):
+                view.flags.writeable = True  # not even on purpose
+    assert fingerprint(opt, params) == before
+    opt.step(grads_for(params, 5))
+    now = opt.state_dict()["state"]
+    for i, st in views.items():
+        for name, view in st.items():
+            assert view.tobytes() == now[i][name].tobytes(), (i, name)  # live
+    assert fingerprint(opt, params) != before

@@ -11,9 +11,10 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
-from optim_table import CONFIGS
 
 import fusedopt as fo
+
+from .table import CONFIGS
 
 PARALLEL_MIN = int(fo.build_info()["parallel_min_elements"])
 
@@ -116,7 +117,6 @@ def test_optimizers_stepped_concurrently_match_sequential_runs(cls, kwargs):
                 assert st[i][key].tobytes() == su[i][key].tobytes()
 
 
-@pytest.mark.parametrize("backend", ["fused", "numpy"])
 @pytest.mark.parametrize(("cls", "kwargs"), CONFIGS)
 def test_one_optimizer_stepped_from_two_threads_is_serialized(cls, kwargs, backend):
     """Two threads step one optimizer with the same grads (so that the order of the steps

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from optim_table import CONFIGS
+
+from .table import CONFIGS
 
 torch = pytest.importorskip("torch")
 
@@ -19,7 +20,6 @@ def _torch_scalar_state_in_float64():
     torch.set_default_dtype(before)
 
 
-@pytest.mark.parametrize("backend", ["fused", "numpy"])
 @pytest.mark.parametrize(("cls", "kwargs"), CONFIGS)
 def test_matches_torch_optim_step_for_step(cls, kwargs, backend, rng):
     tcls = getattr(torch.optim, cls.__name__, None)

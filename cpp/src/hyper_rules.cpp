@@ -163,7 +163,9 @@ void HyperRules::read_group(PyObject* group, double* values, const Where& where)
         PyObject* const* items = &v.ptr();
         Py_ssize_t count = 1;
         if (r.width > 1) {
-            PyObject* fast = PyUnicode_Check(v.ptr()) || PyBytes_Check(v.ptr()) ? nullptr : PySequence_Fast(v.ptr(), "");
+            // An ordered sequence (tuple, list, array): not a str, nor a set or dict, whose order is not the user's.
+            const bool ordered = PySequence_Check(v.ptr()) && !PyUnicode_Check(v.ptr()) && !PyBytes_Check(v.ptr());
+            PyObject* fast = ordered ? PySequence_Fast(v.ptr(), "") : nullptr;
             if (!fast && PyErr_Occurred() && !PyErr_ExceptionMatches(PyExc_TypeError)) throw py::error_already_set();
             PyErr_Clear();
             hold = py::reinterpret_steal<py::object>(fast);

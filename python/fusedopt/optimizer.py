@@ -45,10 +45,9 @@ MAXIMIZE_DOC = "maximize: maximize the objective instead of minimizing it (steps
 
 
 def _read_only(a: np.ndarray) -> np.ndarray:
-    """A read-only view of ``a`` (its values stay live; writing through it raises)."""
-    v = a.view()
-    v.flags.writeable = False
-    return v
+    """A read-only view of ``a``: its values stay live; writing through it raises, and so
+    does setting its ``writeable`` flag back (it sees ``a`` through a read-only buffer)."""
+    return np.asarray(memoryview(a).toreadonly())  # type: ignore[arg-type]  # ndarray is a buffer
 
 
 class _StateView(Mapping[int, Mapping[str, np.ndarray]]):
@@ -144,7 +143,16 @@ class Optimizer:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if "hyperparameters" in cls.__dict__:
+        # A subclass that changes what its kernel is fed is checked again, whichever
+        # attribute it changes.
+        declared = (
+            "kernel",
+            "hyperparameters",
+            "init_hyperparameters",
+            "state_names",
+            "scalar_names",
+        )
+        if any(name in cls.__dict__ for name in declared) and hasattr(cls, "hyperparameters"):
             cls.hyper_names = tuple(
                 k for k in cls.hyperparameters if k not in cls.init_hyperparameters
             )
