@@ -17,6 +17,7 @@ against the same step on one thread in the same conditions. Targets: median <= 1
 
     python benchmarks/training_loop.py            # both
     python benchmarks/training_loop.py loop       # or just one
+    python benchmarks/training_loop.py busy:2     # beside two busy processes
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def timed(fn: Callable[[], None]) -> float:
     return time.perf_counter() - start
 
 
-def loop(repeats: int = 400) -> dict[str, float]:
+def loop(rounds: int = 16, block: int = 25) -> dict[str, float]:
     rng = np.random.default_rng(0)
     params, products = mlp(rng)
     grads = [rng.standard_normal(p.shape) * 1e-3 for p in params]
@@ -76,12 +77,15 @@ def loop(repeats: int = 400) -> dict[str, float]:
     for _ in range(20):  # warm up: caches, the pool, BLAS's threads
         products()
         step()
-    alone_products = [timed(products) for _ in range(repeats)]
-    alone_step = [timed(step) for _ in range(repeats)]
-    in_products, in_step = [], []
-    for _ in range(repeats):
-        in_products.append(timed(products))
-        in_step.append(timed(step))
+    alone_products, alone_step, in_products, in_step = [], [], [], []
+    # The three regimes in short blocks, in turn: all of them see the same drift of the
+    # machine's conditions (a shared host's speed changes over seconds).
+    for _ in range(rounds):
+        alone_products += [timed(products) for _ in range(block)]
+        alone_step += [timed(step) for _ in range(block)]
+        for _ in range(block):
+            in_products.append(timed(products))
+            in_step.append(timed(step))
     out = {
         "products alone ms": statistics.median(alone_products) * 1e3,
         "step alone ms": statistics.median(alone_step) * 1e3,
@@ -93,13 +97,14 @@ def loop(repeats: int = 400) -> dict[str, float]:
     return out
 
 
-def busy(repeats: int = 300) -> dict[str, float]:
+def busy(repeats: int = 300, hogs: int = 1) -> dict[str, float]:
     rng = np.random.default_rng(1)
     params = [rng.standard_normal(1 << 20).astype(np.float32) for _ in range(4)]
     grads = [rng.standard_normal(1 << 20).astype(np.float32) for _ in range(4)]
     opt = fo.Adam(params, lr=1e-4)
     default = fo.get_num_threads()
-    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    spin = [sys.executable, "-c", "while True: pass"]
+    hog_procs = [subprocess.Popen(spin) for _ in range(hogs)]
     try:
         time.sleep(0.5)
         times: dict[int, list[float]] = {1: [], default: []}
@@ -108,11 +113,13 @@ def busy(repeats: int = 300) -> dict[str, float]:
                 fo.set_num_threads(n)
                 times[n].append(timed(lambda: opt.step(grads)))
     finally:
-        hog.kill()
-        hog.wait()
+        for hog in hog_procs:  # stopped by their PIDs, whatever happened
+            hog.kill()
+            hog.wait()
         fo.set_num_threads(default)
     one, dflt = times[1], times[default]
     return {
+        "busy processes": hogs,
         "default threads": default,
         "1 thread median ms": statistics.median(one) * 1e3,
         "default median ms": statistics.median(dflt) * 1e3,
@@ -123,14 +130,15 @@ def busy(repeats: int = 300) -> dict[str, float]:
 
 
 def main(argv: list[str]) -> None:
-    which = argv or ["loop", "busy"]
+    which = argv or ["loop", "busy"]  # "busy:2": beside two busy processes
     info = fo.build_info()
     print(  # .get: older builds (OpenMP, no dispatch) lack some keys; compare with them too
         f"fusedopt {fo.__version__}: target {info.get('target', 'native?')}, "
         f"{info['num_threads']} threads ({info.get('threads', 'openmp')}), NumPy {np.__version__}"
     )
     for name in which:
-        result = {"loop": loop, "busy": busy}[name]()
+        kind, _, count = name.partition(":")
+        result = loop() if kind == "loop" else busy(hogs=int(count or 1))
         print(name + ":", ", ".join(f"{k} {v:.3g}" for k, v in result.items()))
 
 

@@ -31,8 +31,7 @@ CHILD = textwrap.dedent(
     import hashlib, json, sys
     import numpy as np
     import fusedopt as fo
-    sys.path.insert(0, "tests")
-    from optim_table import ROWS
+    from tests.table import ROWS
 
     SIZES = (1, 7, 33, 1000, 70001)  # the last one runs in parallel
     out = {"target": fo.build_info()["target"]}
