@@ -1,7 +1,8 @@
 // The bandwidth kernels of the benchmarks (fusedopt.bench): a STREAM triad and a
 // "traffic" kernel with any read/write pattern of an optimizer step, over one tensor
 // or a work list of several, run through the same parallel_pieces() loop as the
-// optimizers. Arguments are checked with the GIL held; the sweeps run without it.
+// optimizers, compiled for the same instruction-set target (bench.hpp, target.cpp).
+// Arguments are checked with the GIL held; the sweeps run without it.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
@@ -10,24 +11,18 @@
 #include <string>
 #include <vector>
 
-#include "fusedopt/bench.hpp"
 #include "fusedopt/parallel.hpp"
+#include "fusedopt/target.hpp"
+#include "fusedopt/types.hpp"
 
 namespace py = pybind11;
 
 namespace fusedopt {
 namespace {
 
-using bench::kMaxInplace;
-using bench::kMaxReadonly;
-
 // The checked arrays of one call: n_inplace + n_readonly roles, each a list of
 // n_tensors arrays; data[t * n_roles + k] is role k of tensor t (in-place roles first).
-struct Work {
-    int n_inplace = 0, n_readonly = 0;
-    bool is_double = false;
-    std::vector<void*> data;
-    std::vector<std::size_t> sizes, offsets;
+struct Work : BenchWork {
     std::vector<py::object> keep;  // holds the arrays alive while the GIL is released
 };
 
@@ -51,7 +46,7 @@ std::vector<py::array> role_arrays(py::handle role, const std::string& what) {
 
 // roles: the in-place roles first, then the read-only ones; names: how errors call them.
 Work check_work(const std::vector<py::handle>& role_args, int n_inplace, const std::vector<std::string>& names) {
-    Work w;
+    Work w{};
     w.n_inplace = n_inplace;
     w.n_readonly = static_cast<int>(role_args.size()) - n_inplace;
     const int n_roles = w.n_inplace + w.n_readonly;
@@ -117,68 +112,6 @@ Work check_work(const std::vector<py::handle>& role_args, int n_inplace, const s
     return w;
 }
 
-template <class T, int NI, int NR>
-void traffic_sweeps(const Work& w, T s, long repeat) {
-    const std::size_t n_roles = NI + NR;
-    void* const* data = w.data.data();
-    for (long rep = 0; rep < repeat; ++rep) {
-        parallel_pieces(w.offsets, w.sizes, [data, n_roles, s](std::size_t t, std::size_t start, std::size_t count) {
-            T* a[kMaxInplace] = {};
-            const T* r[kMaxReadonly] = {};
-            for (int k = 0; k < NI; ++k) a[k] = static_cast<T*>(data[t * n_roles + static_cast<std::size_t>(k)]) + start;
-            for (int k = 0; k < NR; ++k)
-                r[k] = static_cast<const T*>(data[t * n_roles + static_cast<std::size_t>(NI + k)]) + start;
-            bench::traffic_loop<NI, NR, T>(a, r, s, count);
-        });
-    }
-}
-
-template <class T, int NI>
-void traffic_nr(const Work& w, T s, long repeat) {
-    switch (w.n_readonly) {
-        case 0:
-            return traffic_sweeps<T, NI, 0>(w, s, repeat);
-        case 1:
-            return traffic_sweeps<T, NI, 1>(w, s, repeat);
-        case 2:
-            return traffic_sweeps<T, NI, 2>(w, s, repeat);
-        case 3:
-            return traffic_sweeps<T, NI, 3>(w, s, repeat);
-        default:
-            return traffic_sweeps<T, NI, 4>(w, s, repeat);
-    }
-}
-
-template <class T>
-void traffic_run(const Work& w, T s, long repeat) {
-    static_assert(kMaxInplace == 6 && kMaxReadonly == 4, "update the dispatch");
-    switch (w.n_inplace) {
-        case 1:
-            return traffic_nr<T, 1>(w, s, repeat);
-        case 2:
-            return traffic_nr<T, 2>(w, s, repeat);
-        case 3:
-            return traffic_nr<T, 3>(w, s, repeat);
-        case 4:
-            return traffic_nr<T, 4>(w, s, repeat);
-        case 5:
-            return traffic_nr<T, 5>(w, s, repeat);
-        default:
-            return traffic_nr<T, 6>(w, s, repeat);
-    }
-}
-
-template <class T>
-void triad_run(const Work& w, T s, long repeat) {
-    void* const* data = w.data.data();
-    for (long rep = 0; rep < repeat; ++rep) {
-        parallel_pieces(w.offsets, w.sizes, [data, s](std::size_t t, std::size_t start, std::size_t count) {
-            bench::triad_loop<T>(static_cast<T*>(data[3 * t]) + start, static_cast<const T*>(data[3 * t + 1]) + start,
-                                 static_cast<const T*>(data[3 * t + 2]) + start, s, count);
-        });
-    }
-}
-
 void check_repeat(long repeat) {
     if (repeat < 1) throw py::value_error("repeat must be at least 1, got " + std::to_string(repeat));
 }
@@ -209,10 +142,7 @@ void register_bench(py::module_& m) {
             }
             const Work w = check_work(roles, static_cast<int>(ni), names);
             py::gil_scoped_release nogil;
-            if (w.is_double)
-                traffic_run<double>(w, scale, repeat);
-            else
-                traffic_run<float>(w, static_cast<float>(scale), repeat);
+            active_target().traffic(w, scale, repeat);
         },
         py::arg("inplace"), py::arg("readonly") = py::tuple(), py::arg("scale") = 0.5, py::arg("repeat") = 1,
         "The bandwidth kernel with an optimizer's read/write pattern, through the optimizers' parallel loop.\n\n"
@@ -227,10 +157,7 @@ void register_bench(py::module_& m) {
             check_repeat(repeat);
             const Work w = check_work({a, b, c}, 1, {"a", "b", "c"});
             py::gil_scoped_release nogil;
-            if (w.is_double)
-                triad_run<double>(w, scale, repeat);
-            else
-                triad_run<float>(w, static_cast<float>(scale), repeat);
+            active_target().triad(w, scale, repeat);
         },
         py::arg("a"), py::arg("b"), py::arg("c"), py::arg("scale") = 3.0, py::arg("repeat") = 1,
         "The STREAM triad a = b + scale * c (reads 2 arrays, writes 1) through the optimizers'\n"

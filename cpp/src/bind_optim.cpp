@@ -28,8 +28,9 @@
 #include <utility>
 #include <vector>
 
-#include "fusedopt/finite.hpp"
+#include "fusedopt/parallel.hpp"
 #include "fusedopt/registry.hpp"
+#include "fusedopt/target.hpp"
 #include "hyper_rules.hpp"
 
 namespace py = pybind11;
@@ -204,7 +205,7 @@ public:
             c_order_.push_back(c_order);
             param_checks_.push_back(Snapshot::of(a, c_order));
             written_.push_back({extent_of(a), i, false});
-            TensorRef r;
+            TensorRef r{};
             r.param = PyArray_DATA(a);
             r.size = static_cast<std::size_t>(PyArray_SIZE(a));
             r.is_double = PyArray_TYPE(a) == NPY_FLOAT64;
@@ -290,7 +291,7 @@ public:
         py::object seq = prepare_grads(grads, copies);
         read_hypers(groups);
         py::gil_scoped_release nogil;
-        if (skip_nonfinite && !grads_finite(refs_, offsets_, sizes_)) return false;
+        if (skip_nonfinite && !active_target().grads_finite(refs_, offsets_, sizes_)) return false;
         kernel_->step(refs_, offsets_, sizes_);
         return true;
     }
@@ -314,7 +315,7 @@ public:
         std::vector<py::object> copies;
         py::object seq = prepare_grads(grads, copies);
         py::gil_scoped_release nogil;
-        return grads_finite(refs_, offsets_, sizes_);
+        return active_target().grads_finite(refs_, offsets_, sizes_);
     }
 
     std::size_t size() const { return params_.size(); }

@@ -1,22 +1,21 @@
-// One line per fused kernel: adding an algorithm is its header plus one entry here.
+// The registry of fused kernels: their declared inputs (from kernels/all.hpp) and the step
+// functions of the target in use, in the same order.
 #include "fusedopt/registry.hpp"
 
-#include "fusedopt/kernels/adadelta.hpp"
-#include "fusedopt/kernels/adagrad.hpp"
-#include "fusedopt/kernels/adam.hpp"
-#include "fusedopt/kernels/adamax.hpp"
-#include "fusedopt/kernels/lion.hpp"
-#include "fusedopt/kernels/nadam.hpp"
-#include "fusedopt/kernels/radam.hpp"
-#include "fusedopt/kernels/rmsprop.hpp"
-#include "fusedopt/kernels/sgd.hpp"
+#include <cstddef>
+#include <stdexcept>
+
+#include "fusedopt/kernels/all.hpp"
+#include "fusedopt/target.hpp"
 
 namespace fusedopt {
 
+namespace {
+
 template <class K>
-constexpr KernelInfo entry(const char* name) {
-    return {name,
-            &run_step<K>,
+KernelInfo describe(StepFn step) {
+    return {K::name,
+            step,
             K::hyper.data(),
             static_cast<int>(K::hyper.size()),
             total_width(K::hyper),
@@ -26,12 +25,17 @@ constexpr KernelInfo entry(const char* name) {
             static_cast<int>(K::scalars.size())};
 }
 
+template <class... K>
+std::vector<KernelInfo> describe_all(KernelList<K...>, const TargetTable& target) {
+    if (target.n_steps != sizeof...(K)) throw std::logic_error("the target's table does not match kernels/all.hpp");
+    std::size_t i = 0;
+    return {describe<K>(target.steps[i++])...};  // a braced list is evaluated left to right
+}
+
+}  // namespace
+
 const std::vector<KernelInfo>& all_kernels() {
-    static const std::vector<KernelInfo> table = {
-        entry<kernels::SGD>("sgd"),         entry<kernels::Adam>("adam"),         entry<kernels::Adagrad>("adagrad"),
-        entry<kernels::RMSprop>("rmsprop"), entry<kernels::Adadelta>("adadelta"), entry<kernels::Adamax>("adamax"),
-        entry<kernels::NAdam>("nadam"),     entry<kernels::RAdam>("radam"),       entry<kernels::Lion>("lion"),
-    };
+    static const std::vector<KernelInfo> table = describe_all(AllKernels{}, active_target());
     return table;
 }
 

@@ -11,6 +11,8 @@ parameter; ``backend="numpy"`` runs the readable NumPy reference instead.
 
 from __future__ import annotations
 
+import warnings
+
 from . import lr_finder, lr_scheduler
 from ._core import build_info, get_num_threads, set_num_threads
 from ._version import __version__
@@ -51,3 +53,8 @@ __all__ = [
     "save_checkpoint",
     "set_num_threads",
 ]
+
+# FUSEDOPT_TARGET asked for an instruction-set target this build or this CPU cannot run:
+# say so once, at import (the best target the CPU runs is in use instead).
+if build_info()["target_note"]:
+    warnings.warn(build_info()["target_note"], RuntimeWarning, stacklevel=2)

@@ -96,13 +96,18 @@ class Plan:
         """The kernel's name."""
 
 def build_info() -> dict[str, Any]:
-    """How the extension was built: OpenMP, vector instruction sets, compiler, threads."""
+    """How the extension was built and runs: ``targets`` (instruction-set targets compiled
+    in), ``cpu_runs`` (those this CPU runs), ``target`` (the one in use; FUSEDOPT_TARGET
+    asks for another) with its ``simd`` and ``target_note``, ``march_native``, compiler,
+    sanitizers, ``threads`` ("pool" or "none"), ``num_threads`` and where its default came
+    from, ``pool_workers``, and the parallel loop's constants."""
 
 def get_num_threads() -> int:
-    """Threads a fused step may use (``OMP_NUM_THREADS`` at import by default)."""
+    """Threads a fused step may use (the CPUs this process may run on, or
+    ``OMP_NUM_THREADS``, by default)."""
 
 def set_num_threads(n: int) -> None:
-    """Sets the threads a fused step may use (no effect without OpenMP)."""
+    """Sets the threads a fused step may use (no effect in a build without threads)."""
 
 def traffic(
     inplace: Sequence[np.ndarray],

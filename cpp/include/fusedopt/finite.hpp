@@ -1,5 +1,6 @@
 // The finiteness check of the opt-in non-finite guard (Optimizer.skip_nonfinite): whether
 // every gradient of a step is finite, in one parallel sweep through the one parallel loop.
+// Compiled once per instruction-set target (target.hpp).
 //
 // An element is non-finite (inf or NaN) exactly when all its exponent bits are set. The
 // test is done on the bits, with an OR-reduction over integers, so that the compiler
@@ -13,10 +14,11 @@
 #include <type_traits>
 #include <vector>
 
-#include "fusedopt/kernel.hpp"
 #include "fusedopt/parallel.hpp"
+#include "fusedopt/types.hpp"
 
 namespace fusedopt {
+inline namespace FUSEDOPT_TARGET_NAMESPACE {
 
 // Whether x[0..n) holds no inf and no NaN.
 template <class T>
@@ -48,4 +50,5 @@ inline bool grads_finite(const std::vector<TensorRef>& tensors, const std::vecto
     return ok.load(std::memory_order_relaxed);
 }
 
+}  // namespace FUSEDOPT_TARGET_NAMESPACE
 }  // namespace fusedopt

@@ -1,9 +1,10 @@
-// What every fused optimizer kernel shares: the declaration of its inputs by name,
-// the description of one tensor's arrays, the step driver that runs a kernel over a
-// whole work list through the one parallel loop, and a helper that turns run-time
-// flags into compile-time ones.
+// What every fused optimizer kernel shares: the declaration of its inputs by name, the
+// step driver that runs a kernel over a whole work list through the one parallel loop,
+// and a helper that turns run-time flags into compile-time ones. Compiled once per
+// instruction-set target (target.hpp), in the target's namespace.
 //
 // A kernel is a struct K that names its inputs and says what to do with them:
+//   static constexpr const char* name = "adam";          // its name in the registry
 //   static constexpr std::array hyper{Hyper{"lr"}, Hyper{"betas", 2}, ...};
 //       // the param-group keys it reads, in order, each with its number of values
 //       // (a pair such as betas holds 2). The binding reads them from the groups by
@@ -37,18 +38,10 @@
 #include <vector>
 
 #include "fusedopt/parallel.hpp"
+#include "fusedopt/types.hpp"
 
 namespace fusedopt {
-
-inline constexpr int kMaxState = 4;
-inline constexpr int kMaxScalar = 2;
-
-// One hyperparameter a kernel reads from its param group: the key, and how many numbers
-// it holds (a pair such as betas holds 2).
-struct Hyper {
-    const char* name;
-    int width = 1;
-};
+inline namespace FUSEDOPT_TARGET_NAMESPACE {
 
 // The position of hyperparameter `name` (its `element`-th number) in the flat array a
 // kernel receives. In a constant expression (as in a kernel's Index), an unknown name or
@@ -81,18 +74,6 @@ constexpr int total_width(const std::array<Hyper, N>& table) {
     for (const Hyper& h : table) n += h.width;
     return n;
 }
-
-// One parameter tensor of a step: its arrays (all with the same layout and dtype),
-// its scalar state and the hyperparameters of its param group.
-struct TensorRef {
-    void* param = nullptr;
-    const void* grad = nullptr;
-    void* state[kMaxState] = {};
-    double* scalar[kMaxScalar] = {};
-    const double* hyper = nullptr;
-    std::size_t size = 0;
-    bool is_double = false;
-};
 
 // What K::prepare sees of a tensor: its group's hyperparameters, its scalar state
 // before the step and which state arrays it has. Equal situations give equal results.
@@ -186,4 +167,5 @@ inline T nan_max(T a, T b) {
     return (a > b || a != a) ? a : b;
 }
 
+}  // namespace FUSEDOPT_TARGET_NAMESPACE
 }  // namespace fusedopt

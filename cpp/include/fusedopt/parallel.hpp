@@ -5,37 +5,56 @@
 // kGrain inside every tensor (whole cache lines, whole vectors) and no two threads
 // write the same cache line of an array. The total is cut into equal contiguous
 // chunks (about kChunksPerThread per thread) that the threads take in turn from a
-// shared counter, whatever the number or sizes of the tensors: a model of many
-// small tensors uses every core, the step opens one parallel region in all, and a
-// thread delayed by another process on its core leaves its chunks to the others.
-// Every element's result is the same whichever thread computes it.
+// shared counter, whatever the number or sizes of the tensors: a model of many small
+// tensors uses every core, and a thread delayed by another process leaves its chunks
+// to the others. Every element's result is the same whichever thread computes it.
+//
+// The threads are fusedopt's own persistent pool (cpp/src/parallel.cpp), not OpenMP:
+// the calling thread works too and returns as soon as every chunk is done, without
+// waiting for a worker that woke too late to find one; workers sleep as soon as the
+// step's chunks are all taken (they never spin into the user's next matrix product).
+//
+// The pool and the thread setting are shared code; the loops below are compiled once
+// per instruction-set target (target.hpp) and reach the pool through run_chunks().
 #pragma once
 
 #include <algorithm>
-#include <atomic>
 #include <cstddef>
+#include <type_traits>
 #include <vector>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#include "fusedopt/target.hpp"
 
 namespace fusedopt {
 
 // Elements per unit of work: 256 bytes of float32, 512 of float64.
 inline constexpr std::size_t kGrain = 64;
-// Below this many elements in one step a single thread does all the work: opening
-// an OpenMP region costs a few microseconds, which pays off only past this size
-// (measured, see BENCHMARKS.md).
+// Below this many elements in one step the calling thread does all the work: waking a
+// worker costs a few microseconds, which pays off only past this size (measured, see
+// BENCHMARKS.md).
 inline constexpr std::size_t kParallelMin = std::size_t{1} << 16;
 // A parallel step is cut into about kChunksPerThread chunks per thread, each of at
 // least kChunkMin elements (so a chunk costs far more than taking it).
 inline constexpr std::size_t kChunksPerThread = 8;
 inline constexpr std::size_t kChunkMin = std::size_t{1} << 14;
 
+// The threads a step may use (the caller and the pool's workers together).
 int get_num_threads();
 void set_num_threads(int n);
-bool openmp_enabled();
+// Where the default of get_num_threads() came from ("OMP_NUM_THREADS", "cpus", ...).
+const char* num_threads_source();
+// Whether this build has the thread pool (FUSEDOPT_THREADS; without it, one thread).
+bool threads_enabled();
+
+// fn(ctx, k) for every chunk k in [0, n_chunks), shared between the calling thread and up
+// to n_threads - 1 pool workers; returns when every chunk is done. fn must not throw.
+using ChunkFn = void (*)(void* ctx, std::size_t chunk);
+void run_chunks(std::size_t n_chunks, int n_threads, ChunkFn fn, void* ctx);
+
+// How many workers the pool has started so far (build_info reports it).
+int pool_workers();
+
+inline namespace FUSEDOPT_TARGET_NAMESPACE {
 
 inline std::size_t round_up(std::size_t n, std::size_t to) { return (n + to - 1) / to * to; }
 
@@ -58,6 +77,21 @@ void run_range(const std::size_t* offsets, const std::size_t* sizes, std::size_t
         if (hi > lo) body(t, lo, hi - lo);
     }
 }
+
+// One parallel sweep as run_chunks() sees it: chunk k covers units [k * chunk, ...).
+template <class Body>
+struct Sweep {
+    const std::size_t* offsets;
+    const std::size_t* sizes;
+    std::size_t ntensors, units, chunk;
+    Body* body;
+
+    static void run(void* self, std::size_t k) {
+        const Sweep& s = *static_cast<const Sweep*>(self);
+        const std::size_t first = k * s.chunk, last = std::min(s.units, first + s.chunk);
+        run_range(s.offsets, s.sizes, s.ntensors, first * kGrain, last * kGrain, *s.body);
+    }
+};
 }  // namespace detail
 
 // Runs body(t, start, count) over every element of every tensor exactly once,
@@ -73,24 +107,10 @@ void parallel_pieces(const std::vector<std::size_t>& offsets, const std::vector<
         detail::run_range(offsets.data(), sizes.data(), ntensors, 0, total, body);
         return;
     }
-#ifdef _OPENMP
-    // Threads take chunks from a shared counter rather than one fixed share each: on a
-    // machine where another process holds a core, a thread that starts late finds the
-    // work already done by the others instead of making them wait for its share.
     const std::size_t chunk = std::max(kChunkMin / kGrain, units / (static_cast<std::size_t>(nthreads) * kChunksPerThread));
-    std::atomic<std::size_t> next{0};
-#pragma omp parallel num_threads(nthreads)
-    {
-        for (;;) {
-            const std::size_t first = next.fetch_add(chunk, std::memory_order_relaxed);
-            if (first >= units) break;
-            const std::size_t last = std::min(units, first + chunk);
-            detail::run_range(offsets.data(), sizes.data(), ntensors, first * kGrain, last * kGrain, body);
-        }
-    }
-#else
-    detail::run_range(offsets.data(), sizes.data(), ntensors, 0, total, body);
-#endif
+    detail::Sweep<std::remove_reference_t<Body>> sweep{offsets.data(), sizes.data(), ntensors, units, chunk, &body};
+    run_chunks((units + chunk - 1) / chunk, nthreads, &decltype(sweep)::run, &sweep);
 }
 
+}  // namespace FUSEDOPT_TARGET_NAMESPACE
 }  // namespace fusedopt

@@ -1,20 +1,18 @@
 // The table of fused kernels, by name: the binding finds a kernel here, with the names
-// of the inputs it declares (fusedopt._core.kernels shows them to Python).
+// of the inputs it declares (fusedopt._core.kernels shows them to Python) and its step
+// function compiled for the instruction-set target in use (target.hpp).
 #pragma once
 
-#include <cstddef>
 #include <string>
 #include <vector>
 
-#include "fusedopt/kernel.hpp"
+#include "fusedopt/types.hpp"
 
 namespace fusedopt {
 
-using StepFn = void (*)(std::vector<TensorRef>&, const std::vector<std::size_t>&, const std::vector<std::size_t>&);
-
 struct KernelInfo {
     const char* name;
-    StepFn step;
+    StepFn step;         // of the target in use
     const Hyper* hyper;  // the param-group keys it reads, in order, with their widths
     int n_hyper_keys;
     int n_hyper;  // numbers over all its keys (a pair counts 2)

@@ -227,7 +227,8 @@ def format_markdown(report: Report, command: str | None = None) -> str:
         f"Run of {m.get('date')} on {m.get('cpu')} ({m.get('cpu_count')} logical CPUs), "
         f"{m.get('platform')}.",
         "",
-        f"- fusedopt {m.get('fusedopt')} ({bi.get('compiler')}; OpenMP {bi.get('openmp')}; "
+        f"- fusedopt {m.get('fusedopt')} ({bi.get('compiler')}; target {bi.get('target')} of "
+        f"{', '.join(bi.get('targets', []))}; threads: {bi.get('threads')}; "
         f"SIMD {', '.join(bi.get('simd', []))}), NumPy {m.get('numpy')}, "
         f"PyTorch {m.get('torch') or 'not installed'}, Python {m.get('python')}.",
         f"- Load average (1, 5, 15 min) at start / end: {_loads(load)} / "

@@ -12,9 +12,12 @@
 
 #include "fusedopt/kernel.hpp"
 
-namespace fusedopt::kernels {
+namespace fusedopt {
+inline namespace FUSEDOPT_TARGET_NAMESPACE {
+namespace kernels {
 
 struct Adadelta {
+    static constexpr const char* name = "adadelta";
     static constexpr std::array hyper{Hyper{"lr"}, Hyper{"rho"}, Hyper{"eps"}, Hyper{"weight_decay"}, Hyper{"maximize"}};
     static constexpr std::array state{"square_avg", "acc_delta"};
     static constexpr std::array scalars{"step"};
@@ -57,4 +60,6 @@ struct Adadelta {
     }
 };
 
-}  // namespace fusedopt::kernels
+}  // namespace kernels
+}  // namespace FUSEDOPT_TARGET_NAMESPACE
+}  // namespace fusedopt

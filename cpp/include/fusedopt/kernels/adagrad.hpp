@@ -11,9 +11,12 @@
 
 #include "fusedopt/kernel.hpp"
 
-namespace fusedopt::kernels {
+namespace fusedopt {
+inline namespace FUSEDOPT_TARGET_NAMESPACE {
+namespace kernels {
 
 struct Adagrad {
+    static constexpr const char* name = "adagrad";
     static constexpr std::array hyper{Hyper{"lr"}, Hyper{"lr_decay"}, Hyper{"weight_decay"}, Hyper{"eps"}, Hyper{"maximize"}};
     static constexpr std::array state{"sum"};
     static constexpr std::array scalars{"step"};
@@ -54,4 +57,6 @@ struct Adagrad {
     }
 };
 
-}  // namespace fusedopt::kernels
+}  // namespace kernels
+}  // namespace FUSEDOPT_TARGET_NAMESPACE
+}  // namespace fusedopt

@@ -11,9 +11,12 @@
 
 #include "fusedopt/kernel.hpp"
 
-namespace fusedopt::kernels {
+namespace fusedopt {
+inline namespace FUSEDOPT_TARGET_NAMESPACE {
+namespace kernels {
 
 struct Adam {
+    static constexpr const char* name = "adam";
     static constexpr std::array hyper{Hyper{"lr"},
                                       Hyper{"betas", 2},
                                       Hyper{"eps"},
@@ -88,4 +91,6 @@ struct Adam {
     }
 };
 
-}  // namespace fusedopt::kernels
+}  // namespace kernels
+}  // namespace FUSEDOPT_TARGET_NAMESPACE
+}  // namespace fusedopt

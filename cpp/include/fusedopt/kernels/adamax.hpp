@@ -10,9 +10,12 @@
 
 #include "fusedopt/kernel.hpp"
 
-namespace fusedopt::kernels {
+namespace fusedopt {
+inline namespace FUSEDOPT_TARGET_NAMESPACE {
+namespace kernels {
 
 struct Adamax {
+    static constexpr const char* name = "adamax";
     static constexpr std::array hyper{Hyper{"lr"}, Hyper{"betas", 2}, Hyper{"eps"}, Hyper{"weight_decay"}, Hyper{"maximize"}};
     static constexpr std::array state{"exp_avg", "exp_inf"};
     static constexpr std::array scalars{"step"};
@@ -56,4 +59,6 @@ struct Adamax {
     }
 };
 
-}  // namespace fusedopt::kernels
+}  // namespace kernels
+}  // namespace FUSEDOPT_TARGET_NAMESPACE
+}  // namespace fusedopt

@@ -11,9 +11,12 @@
 
 #include "fusedopt/kernel.hpp"
 
-namespace fusedopt::kernels {
+namespace fusedopt {
+inline namespace FUSEDOPT_TARGET_NAMESPACE {
+namespace kernels {
 
 struct Lion {
+    static constexpr const char* name = "lion";
     static constexpr std::array hyper{Hyper{"lr"}, Hyper{"betas", 2}, Hyper{"weight_decay"}, Hyper{"maximize"}};
     static constexpr std::array state{"exp_avg"};
     static constexpr std::array<const char*, 0> scalars{};
@@ -62,4 +65,6 @@ struct Lion {
     }
 };
 
-}  // namespace fusedopt::kernels
+}  // namespace kernels
+}  // namespace FUSEDOPT_TARGET_NAMESPACE
+}  // namespace fusedopt

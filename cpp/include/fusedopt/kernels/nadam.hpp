@@ -12,9 +12,12 @@
 
 #include "fusedopt/kernel.hpp"
 
-namespace fusedopt::kernels {
+namespace fusedopt {
+inline namespace FUSEDOPT_TARGET_NAMESPACE {
+namespace kernels {
 
 struct NAdam {
+    static constexpr const char* name = "nadam";
     static constexpr std::array hyper{Hyper{"lr"},           Hyper{"betas", 2},       Hyper{"eps"},
                                       Hyper{"weight_decay"}, Hyper{"momentum_decay"}, Hyper{"decoupled_weight_decay"},
                                       Hyper{"maximize"}};
@@ -85,4 +88,6 @@ struct NAdam {
     }
 };
 
-}  // namespace fusedopt::kernels
+}  // namespace kernels
+}  // namespace FUSEDOPT_TARGET_NAMESPACE
+}  // namespace fusedopt

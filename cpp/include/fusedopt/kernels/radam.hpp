@@ -15,9 +15,12 @@
 
 #include "fusedopt/kernel.hpp"
 
-namespace fusedopt::kernels {
+namespace fusedopt {
+inline namespace FUSEDOPT_TARGET_NAMESPACE {
+namespace kernels {
 
 struct RAdam {
+    static constexpr const char* name = "radam";
     static constexpr std::array hyper{
         Hyper{"lr"}, Hyper{"betas", 2}, Hyper{"eps"}, Hyper{"weight_decay"}, Hyper{"decoupled_weight_decay"}, Hyper{"maximize"}};
     static constexpr std::array state{"exp_avg", "exp_avg_sq"};
@@ -90,4 +93,6 @@ struct RAdam {
     }
 };
 
-}  // namespace fusedopt::kernels
+}  // namespace kernels
+}  // namespace FUSEDOPT_TARGET_NAMESPACE
+}  // namespace fusedopt

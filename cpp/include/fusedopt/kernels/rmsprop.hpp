@@ -13,9 +13,12 @@
 
 #include "fusedopt/kernel.hpp"
 
-namespace fusedopt::kernels {
+namespace fusedopt {
+inline namespace FUSEDOPT_TARGET_NAMESPACE {
+namespace kernels {
 
 struct RMSprop {
+    static constexpr const char* name = "rmsprop";
     static constexpr std::array hyper{Hyper{"lr"},       Hyper{"alpha"},    Hyper{"eps"},     Hyper{"weight_decay"},
                                       Hyper{"momentum"}, Hyper{"centered"}, Hyper{"maximize"}};
     static constexpr std::array state{"square_avg", "momentum_buffer", "grad_avg"};
@@ -81,4 +84,6 @@ struct RMSprop {
     }
 };
 
-}  // namespace fusedopt::kernels
+}  // namespace kernels
+}  // namespace FUSEDOPT_TARGET_NAMESPACE
+}  // namespace fusedopt

@@ -10,9 +10,12 @@
 
 #include "fusedopt/kernel.hpp"
 
-namespace fusedopt::kernels {
+namespace fusedopt {
+inline namespace FUSEDOPT_TARGET_NAMESPACE {
+namespace kernels {
 
 struct SGD {
+    static constexpr const char* name = "sgd";
     static constexpr std::array hyper{Hyper{"lr"},           Hyper{"momentum"}, Hyper{"dampening"},
                                       Hyper{"weight_decay"}, Hyper{"nesterov"}, Hyper{"maximize"}};
     static constexpr std::array state{"momentum_buffer"};
@@ -75,4 +78,6 @@ struct SGD {
     }
 };
 
-}  // namespace fusedopt::kernels
+}  // namespace kernels
+}  // namespace FUSEDOPT_TARGET_NAMESPACE
+}  // namespace fusedopt

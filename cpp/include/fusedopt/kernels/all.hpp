@@ -1,0 +1,24 @@
+// Every fused kernel, in one list: the registry reads their declared inputs from it and
+// each compiled target instantiates their step functions from it, in this order.
+// Adding an algorithm is its header plus one entry here.
+#pragma once
+
+#include "fusedopt/kernels/adadelta.hpp"
+#include "fusedopt/kernels/adagrad.hpp"
+#include "fusedopt/kernels/adam.hpp"
+#include "fusedopt/kernels/adamax.hpp"
+#include "fusedopt/kernels/lion.hpp"
+#include "fusedopt/kernels/nadam.hpp"
+#include "fusedopt/kernels/radam.hpp"
+#include "fusedopt/kernels/rmsprop.hpp"
+#include "fusedopt/kernels/sgd.hpp"
+#include "fusedopt/types.hpp"
+
+namespace fusedopt {
+inline namespace FUSEDOPT_TARGET_NAMESPACE {
+
+using AllKernels = KernelList<kernels::SGD, kernels::Adam, kernels::Adagrad, kernels::RMSprop, kernels::Adadelta, kernels::Adamax,
+                              kernels::NAdam, kernels::RAdam, kernels::Lion>;
+
+}  // namespace FUSEDOPT_TARGET_NAMESPACE
+}  // namespace fusedopt
