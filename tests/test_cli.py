@@ -325,7 +325,7 @@ def test_train_runs_with_one_blas_thread(
         seen.append(demo.blas_threads())
         return demo.fit(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(train, "fit", spy)
+    monkeypatch.setattr(common, "fit", spy)  # what every command trains with
     assert cli.main(QUICK_TRAIN) == 0
     assert seen == [1]
     assert "NumPy's BLAS 1 (--blas-threads)" in capsys.readouterr().out

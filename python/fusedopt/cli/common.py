@@ -32,7 +32,9 @@ from fusedopt._registry import optimizer_classes
 from fusedopt.demo import (
     MLP,
     Dataset,
+    History,
     blas_threads,
+    fit,
     limit_blas_threads,
     load_digits,
     tqdm_available,
@@ -51,6 +53,7 @@ __all__ = [
     "describe_optimizer",
     "describe_run",
     "figure_path",
+    "fit_on_args",
     "make_optimizer",
     "non_negative_int",
     "optimizer_kwargs",
@@ -357,6 +360,35 @@ def data_and_model(args: argparse.Namespace) -> tuple[Dataset, MLP]:
     data = load_digits(seed=args.seed, n_train=args.n_train)
     model = MLP((data.n_features, *args.hidden, data.n_classes), seed=args.seed)
     return data, model
+
+
+def fit_on_args(
+    args: argparse.Namespace,
+    model: MLP,
+    opt: Any,
+    data: Dataset,
+    scheduler: Any,
+    *,
+    desc: str,
+    on_epoch: Callable[[int, History], None] | None = None,
+) -> History:
+    """``fusedopt.demo.fit`` with the training options every command shares (``--epochs``,
+    ``--batch-size``, ``--seed``, ``--no-progress``), evaluated on the held-out digits."""
+    return fit(
+        model,
+        opt,
+        data.X_train,
+        data.y_train,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        scheduler=scheduler,
+        X_test=data.X_test,
+        y_test=data.y_test,
+        seed=args.seed,
+        progress=not args.no_progress,
+        desc=desc,
+        on_epoch=on_epoch,
+    )
 
 
 def describe_run(data: Dataset, model: MLP) -> str:

@@ -18,6 +18,7 @@ from fusedopt.cli.common import (
     describe_optimizer,
     describe_run,
     figure_path,
+    fit_on_args,
     make_optimizer,
     parse_kwargs,
     plotting,
@@ -28,7 +29,7 @@ from fusedopt.cli.common import (
     training_threads,
 )
 from fusedopt.cli.presets import make_schedule
-from fusedopt.demo import History, TrainingDiverged, fit
+from fusedopt.demo import History, TrainingDiverged
 
 __all__ = ["COMMAND", "DEFAULT_LRS", "add_arguments", "run"]
 
@@ -163,20 +164,7 @@ def _compare(args: argparse.Namespace) -> int:
             opt_desc = describe_optimizer(opt, with_lr=False)
             print(f"optimizer: {opt_desc}; schedule: {sched_desc}; {args.epochs} epochs per lr")
         try:
-            history = fit(
-                model,
-                opt,
-                data.X_train,
-                data.y_train,
-                epochs=args.epochs,
-                batch_size=args.batch_size,
-                scheduler=sched,
-                X_test=data.X_test,
-                y_test=data.y_test,
-                seed=args.seed,
-                progress=not args.no_progress,
-                desc=f"lr={lr:g}",
-            )
+            history = fit_on_args(args, model, opt, data, sched, desc=f"lr={lr:g}")
             runs.append(_Run(lr, history, None))
         except TrainingDiverged as exc:
             runs.append(_Run(lr, exc.history, exc))

@@ -19,6 +19,7 @@ from fusedopt.cli.common import (
     data_and_model,
     describe_optimizer,
     describe_run,
+    fit_on_args,
     make_optimizer,
     optimizer_kwargs,
     parse_kwargs,
@@ -32,7 +33,6 @@ from fusedopt.demo import (
     Dataset,
     History,
     TrainingDiverged,
-    fit,
     iterate_minibatches,
     tqdm_available,
 )
@@ -97,21 +97,7 @@ def _train(args: argparse.Namespace, threads: str) -> int:
             )
 
     try:
-        history = fit(
-            model,
-            opt,
-            data.X_train,
-            data.y_train,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            scheduler=sched,
-            X_test=data.X_test,
-            y_test=data.y_test,
-            seed=args.seed,
-            progress=not args.no_progress,
-            desc="train",
-            on_epoch=log_epoch,
-        )
+        history = fit_on_args(args, model, opt, data, sched, desc="train", on_epoch=log_epoch)
     except TrainingDiverged as exc:
         raise CommandError(str(exc)) from exc
     acc = history.test_accuracy[-1]
