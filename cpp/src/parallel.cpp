@@ -48,6 +48,7 @@ namespace fusedopt {
 
 namespace {
 
+#ifdef FUSEDOPT_THREADS
 constexpr std::uint64_t kLow = 0xffffffffu;
 
 class Pool {
@@ -224,6 +225,8 @@ int initial_threads(const char** source) {
     return hw ? static_cast<int>(hw) : 1;
 }
 
+#endif  // FUSEDOPT_THREADS
+
 struct ThreadSetting {
     const char* source = "";
     std::atomic<int> n{1};
@@ -263,7 +266,13 @@ bool threads_enabled() {
 #endif
 }
 
-int pool_workers() { return g_pool.load() ? pool().workers() : 0; }
+int pool_workers() {
+#ifdef FUSEDOPT_THREADS
+    return g_pool.load() ? pool().workers() : 0;
+#else
+    return 0;
+#endif
+}
 
 void run_chunks(std::size_t n_chunks, int n_threads, ChunkFn fn, void* ctx) {
     if (n_chunks == 0) return;
