@@ -127,37 +127,32 @@ class Command:
     run: Callable[[argparse.Namespace], int]
 
 
+def _number(text: str, convert: Callable[[str], Any], ok: Callable[[Any], bool], what: str) -> Any:
+    """``convert(text)`` as an argparse type: ArgumentTypeError "expected {what}" unless ``ok``."""
+    try:
+        value = convert(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if not ok(value):
+        raise argparse.ArgumentTypeError(
+            f"expected {what}, got {text if convert is float else value}"
+        )
+    return value
+
+
 def positive_int(text: str) -> int:
     """An argparse type: an int >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+    return int(_number(text, int, lambda v: v >= 1, "a positive integer"))
 
 
 def non_negative_int(text: str) -> int:
     """An argparse type: an int >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
+    return int(_number(text, int, lambda v: v >= 0, "an integer >= 0"))
 
 
 def positive_float(text: str) -> float:
     """An argparse type: a finite float > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
-    return value
+    return float(_number(text, float, lambda v: math.isfinite(v) and v > 0, "a positive number"))
 
 
 def parse_value(text: str) -> Any:
