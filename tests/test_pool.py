@@ -72,6 +72,21 @@ def _child_steps(conn) -> None:  # runs in the forked child
     conn.close()
 
 
+def fork_children_and_check(times: int) -> None:
+    """Forks ``times`` children in turn; each steps on its own pool and must end with the
+    bits of a one-thread run in the parent (a hang is a deadlock)."""
+    ctx = multiprocessing.get_context("fork")
+    expected = [p.tobytes() for p in adam_run(1, steps=3, seed=2)]
+    for _ in range(times):
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(target=_child_steps, args=(child,))
+        proc.start()
+        assert parent.poll(120), "the forked child did not finish its step (deadlock?)"
+        assert parent.recv() == expected
+        proc.join(30)
+        assert proc.exitcode == 0
+
+
 # Python 3.12+ warns about any fork() of a multi-threaded process; this one is the point.
 FORK_WARNING = "ignore:This process .* is multi-threaded:DeprecationWarning"
 
@@ -83,16 +98,7 @@ def test_a_forked_child_can_step_with_its_own_pool():
     workers; it must start its own instead of waiting for them for ever."""
     adam_run(2)  # the pool exists and has workers
     assert fo.build_info()["pool_workers"] >= 1
-    ctx = multiprocessing.get_context("fork")
-    expected = [p.tobytes() for p in adam_run(1, steps=3, seed=2)]
-    for _ in range(3):
-        parent, child = ctx.Pipe()
-        proc = ctx.Process(target=_child_steps, args=(child,))
-        proc.start()
-        assert parent.poll(120), "the forked child did not finish its step (deadlock?)"
-        assert parent.recv() == expected
-        proc.join(30)
-        assert proc.exitcode == 0
+    fork_children_and_check(3)
 
 
 @pytest.mark.filterwarnings(FORK_WARNING)
@@ -109,16 +115,7 @@ def test_fork_while_another_thread_steps():
     t = threading.Thread(target=stepping)
     t.start()
     try:
-        ctx = multiprocessing.get_context("fork")
-        expected = [p.tobytes() for p in adam_run(1, steps=3, seed=2)]
-        for _ in range(5):
-            parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_child_steps, args=(child,))
-            proc.start()
-            assert parent.poll(120), "the forked child did not finish its step (deadlock?)"
-            assert parent.recv() == expected
-            proc.join(30)
-            assert proc.exitcode == 0
+        fork_children_and_check(5)
     finally:
         stop.set()
         t.join(60)
