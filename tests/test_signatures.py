@@ -46,13 +46,16 @@ def test_the_table_covers_every_optimizer():
 def test_signature_is_the_tables(cls):
     sig = SIGNATURES[cls]
     params = inspect.signature(cls).parameters
-    assert list(params) == ["params", *sig.positional, *sig.keyword_only, "backend"]
+    options = ("backend", "max_grad_norm", "track_grad_norm")  # fusedopt's own, for every class
+    assert list(params) == ["params", *sig.positional, *sig.keyword_only, *options]
     for name in ("params", *sig.positional):
         assert params[name].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD, name
-    for name in (*sig.keyword_only, "backend"):
+    for name in (*sig.keyword_only, *options):
         assert params[name].kind is inspect.Parameter.KEYWORD_ONLY, name
     assert params["params"].default is inspect.Parameter.empty
     assert params["backend"].default == "fused"
+    assert params["max_grad_norm"].default is None
+    assert params["track_grad_norm"].default is False
     for name in (*sig.positional, *sig.keyword_only):
         assert params[name].default == sig.defaults[name], name
         assert type(params[name].default) is not list, name  # a pair is a tuple, never shared

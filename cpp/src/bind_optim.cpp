@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -31,70 +32,13 @@
 #include "fusedopt/parallel.hpp"
 #include "fusedopt/registry.hpp"
 #include "fusedopt/target.hpp"
+#include "arrays.hpp"
 #include "hyper_rules.hpp"
 
 namespace py = pybind11;
 
 namespace fusedopt {
 namespace {
-
-std::string shape_of(PyArrayObject* a) {
-    std::string s = "(";
-    for (int d = 0; d < PyArray_NDIM(a); ++d) {
-        if (d) s += ", ";
-        s += std::to_string(PyArray_DIM(a, d));
-    }
-    if (PyArray_NDIM(a) == 1) s += ",";
-    return s + ")";
-}
-
-// The dtype's name, with its byte order where that is not the machine's (">f8 (big-endian)").
-std::string dtype_of(PyArrayObject* a) {
-    py::handle descr(reinterpret_cast<PyObject*>(PyArray_DESCR(a)));
-    if (PyArray_ISNOTSWAPPED(a)) return descr.attr("name").cast<std::string>();
-    return py::str(descr).cast<std::string>() +
-           (PyArray_ISBYTESWAPPED(a) && PY_BIG_ENDIAN == 0 ? " (big-endian)" : " (byte-swapped)");
-}
-
-std::string type_name(PyObject* o) { return Py_TYPE(o)->tp_name; }
-
-std::string item(const char* what, std::size_t i) { return std::string(what) + "[" + std::to_string(i) + "]"; }
-
-bool same_shape(PyArrayObject* a, PyArrayObject* b) {
-    if (PyArray_NDIM(a) != PyArray_NDIM(b)) return false;
-    for (int d = 0; d < PyArray_NDIM(a); ++d)
-        if (PyArray_DIM(a, d) != PyArray_DIM(b, d)) return false;
-    return true;
-}
-
-// The bytes [lo, hi) that an array's elements may occupy, whatever its strides (numpy's
-// get_array_memory_extents); empty for an array of no elements. Unsigned arithmetic:
-// absurd strides wrap instead of overflowing.
-struct Extent {
-    std::uintptr_t lo = 0, hi = 0;
-    bool empty() const { return lo >= hi; }
-};
-
-Extent extent_of(PyArrayObject* a) {
-    if (PyArray_SIZE(a) == 0) return {};
-    std::uintptr_t lo = reinterpret_cast<std::uintptr_t>(PyArray_DATA(a)), hi = lo;
-    for (int d = 0; d < PyArray_NDIM(a); ++d) {
-        const npy_intp s = PyArray_STRIDE(a, d);
-        const auto n = static_cast<std::uintptr_t>(PyArray_DIM(a, d) - 1);
-        const std::uintptr_t mag = s < 0 ? ~static_cast<std::uintptr_t>(s) + 1 : static_cast<std::uintptr_t>(s);
-        if (s < 0)
-            lo -= n * mag;
-        else
-            hi += n * mag;
-    }
-    return {lo, hi + static_cast<std::uintptr_t>(PyArray_ITEMSIZE(a))};
-}
-
-// Whether two arrays' memory extents intersect (numpy.may_share_memory's bounds test).
-bool overlaps(PyArrayObject* a, PyArrayObject* b) {
-    const Extent x = extent_of(a), y = extent_of(b);
-    return !x.empty() && !y.empty() && x.lo < y.hi && y.lo < x.hi;
-}
 
 // An array the kernel writes (a parameter or a state array): its extent, and what it is.
 struct Written {
@@ -119,17 +63,6 @@ const Written* find_overlap(const std::vector<Written>& spans, const Extent& e) 
     auto it =
         std::upper_bound(spans.begin(), spans.end(), e.lo, [](std::uintptr_t lo, const Written& w) { return lo < w.extent.hi; });
     return it != spans.end() && it->extent.lo < e.hi ? &*it : nullptr;
-}
-
-bool supported_dtype(PyArrayObject* a) {
-    const int t = PyArray_TYPE(a);
-    return (t == NPY_FLOAT32 || t == NPY_FLOAT64) && PyArray_ISNOTSWAPPED(a);
-}
-
-// C-contiguous arrays are walked in C order, other (Fortran-)contiguous ones in
-// Fortran order; every array of one tensor must be laid out like its parameter.
-bool same_layout(PyArrayObject* a, bool c_order) {
-    return PyArray_ISALIGNED(a) && (c_order ? PyArray_IS_C_CONTIGUOUS(a) : PyArray_IS_F_CONTIGUOUS(a));
 }
 
 // Holds a Plan's mutex for the length of a call. A call that finds the Plan busy (another
@@ -282,18 +215,63 @@ public:
 
     // One step of the optimizer: grads checked, hyperparameters read, then one kernel call.
     // With skip_nonfinite, the step is skipped (nothing written) when a grad holds an inf
-    // or a NaN. Returns whether the step was taken.
-    bool step(py::handle grads, py::handle groups, bool skip_nonfinite) {
+    // or a NaN. With max_grad_norm, the update sees the grads scaled as
+    // clip_grad_norm_(grads, max_grad_norm) would scale them (the grads are not written);
+    // with track_grad_norm alone, the norm is computed and nothing clipped. Returns
+    // (whether the step was taken, the total L2 norm of the grads or NaN if not computed).
+    py::tuple step(py::handle grads, py::handle groups, bool skip_nonfinite, std::optional<double> max_grad_norm,
+                   bool track_grad_norm) {
         Busy busy(mu_, owner_);
         if (!ready_) throw py::value_error("the optimizer state has not been set");
+        if (max_grad_norm && !(*max_grad_norm >= 0.0))
+            throw py::value_error("max_grad_norm must be >= 0 or None, got " + std::to_string(*max_grad_norm));
         check_state_unchanged();
         std::vector<py::object> copies;  // grads that had to be brought to the parameter's layout
         py::object seq = prepare_grads(grads, copies);
         read_hypers(groups);
+        StepControl ctl{skip_nonfinite, track_grad_norm, max_grad_norm.has_value(), max_grad_norm.value_or(0.0), 0.0, true};
+        {
+            py::gil_scoped_release nogil;
+            kernel_->step(refs_, offsets_, sizes_, ctl);
+        }
+        return py::make_tuple(ctl.taken, ctl.norm);
+    }
+
+    // MultiSteps' running mean: accs[i] += (grads[i] - accs[i]) / count, for every
+    // parameter, in one parallel sweep; the grads checked as step() checks them, the
+    // accumulators (writeable, laid out as their parameters, disjoint from every array the
+    // optimizer writes and from each other) before anything is written. Returns whether
+    // every grad was finite.
+    bool accumulate(py::sequence accs, py::handle grads, double count) {
+        Busy busy(mu_, owner_);
+        if (!(count >= 1.0)) throw py::value_error("count must be >= 1");
+        const std::size_t n = params_.size();
+        if (py::len(accs) != n) throw py::value_error("accs need one array per parameter");
+        std::vector<Written> spans = written_;
+        std::vector<TensorRef> work(n);
+        std::vector<py::object> keep;
+        for (std::size_t i = 0; i < n; ++i) {
+            py::object o = accs[i];
+            auto* p = reinterpret_cast<PyArrayObject*>(params_[i].ptr());
+            auto* a = PyArray_Check(o.ptr()) ? reinterpret_cast<PyArrayObject*>(o.ptr()) : nullptr;
+            if (!a || PyArray_TYPE(a) != PyArray_TYPE(p) || !PyArray_ISNOTSWAPPED(a) || !same_shape(a, p) ||
+                !PyArray_ISWRITEABLE(a) || !same_layout(a, c_order_[i]))
+                throw py::type_error(item("accs", i) + " must be a writeable array laid out as " + item("params", i));
+            if (const Written* w = find_overlap(written_, extent_of(a)))
+                throw py::value_error(item("accs", i) + " shares memory with " + w->what());
+            spans.push_back({extent_of(a), i, true});
+            work[i] = TensorRef{};
+            work[i].param = PyArray_DATA(a);
+            work[i].size = sizes_[i];
+            work[i].is_double = refs_[i].is_double;
+            keep.push_back(o);
+        }
+        sort_and_check_disjoint(spans);
+        std::vector<py::object> copies;
+        py::object seq = prepare_grads(grads, copies);
+        for (std::size_t i = 0; i < n; ++i) work[i].grad = refs_[i].grad;
         py::gil_scoped_release nogil;
-        if (skip_nonfinite && !active_target().grads_finite(refs_, offsets_, sizes_)) return false;
-        kernel_->step(refs_, offsets_, sizes_);
-        return true;
+        return active_target().accumulate_mean(work, offsets_, sizes_, count);
     }
 
     // The grads as the kernel would read them (checked; copied where the layout
@@ -425,7 +403,9 @@ void register_optim(py::module_& m) {
         .def(py::init<std::shared_ptr<const HyperRules>, py::sequence, std::vector<int>, int>(), py::arg("rules"),
              py::arg("params"), py::arg("group_of"), py::arg("n_groups"))
         .def("set_state", &Plan::set_state, py::arg("state"), py::arg("scalars"))
-        .def("step", &Plan::step, py::arg("grads"), py::arg("param_groups"), py::arg("skip_nonfinite") = false)
+        .def("step", &Plan::step, py::arg("grads"), py::arg("param_groups"), py::arg("skip_nonfinite") = false,
+             py::arg("max_grad_norm") = py::none(), py::arg("track_grad_norm") = false)
+        .def("accumulate", &Plan::accumulate, py::arg("accs"), py::arg("grads"), py::arg("count"))
         .def("checked_grads", &Plan::checked_grads, py::arg("grads"), py::arg("param_groups") = py::none())
         .def("all_finite", &Plan::all_finite, py::arg("grads"))
         .def("__len__", &Plan::size)

@@ -8,6 +8,7 @@ void register_hyper_rules(py::module_& m);
 void register_optim(py::module_& m);
 void register_info(py::module_& m);
 void register_bench(py::module_& m);
+void register_grads(py::module_& m);
 }  // namespace fusedopt
 
 PYBIND11_MODULE(_core, m) {
@@ -16,4 +17,5 @@ PYBIND11_MODULE(_core, m) {
     fusedopt::register_optim(m);
     fusedopt::register_info(m);
     fusedopt::register_bench(m);
+    fusedopt::register_grads(m);
 }

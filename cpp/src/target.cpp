@@ -1,5 +1,6 @@
 // One instruction-set target's element loops: every optimizer kernel's step, the
-// finiteness check and the bandwidth kernels, gathered into its TargetTable.
+// finiteness check, the reductions and grad rewrites of reduce.hpp and the bandwidth
+// kernels, gathered into its TargetTable.
 //
 // CMake compiles this file once per target, with FUSEDOPT_TARGET=<id> (the namespace of
 // its code, see target.hpp) and, for x86-64-v3 / -v4, FUSEDOPT_TARGET_V3 / _V4. Those
@@ -49,6 +50,7 @@ FUSEDOPT_TARGET_PUSH_GCC(FUSEDOPT_TARGET_FEATURES)
 #include "fusedopt/bench.hpp"
 #include "fusedopt/finite.hpp"
 #include "fusedopt/kernels/all.hpp"
+#include "fusedopt/reduce.hpp"
 
 namespace fusedopt {
 inline namespace FUSEDOPT_TARGET_NAMESPACE {
@@ -99,7 +101,8 @@ namespace fusedopt {
 // after the pragma, and constant-initialized: reading it runs no code of this target,
 // so any CPU can list what a build holds.
 const TargetTable& FUSEDOPT_CONCAT(target_table_, FUSEDOPT_TARGET)() {
-    static constexpr TargetTable table{FUSEDOPT_TARGET_NAME, kIsa,         kSteps.data(), kSteps.size(), &grads_finite,
+    static constexpr TargetTable table{FUSEDOPT_TARGET_NAME, kIsa,           kSteps.data(),    kSteps.size(),
+                                       &grads_finite,        &grad_norm_sums, &rewrite_grads,   &accumulate_mean,
                                        &bench::traffic,      &bench::triad};
     return table;
 }

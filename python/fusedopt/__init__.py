@@ -22,6 +22,7 @@ from .adam import Adam
 from .adamax import Adamax
 from .adamw import AdamW
 from .checkpoint import load_checkpoint, save_checkpoint
+from .clip import clip_grad_norm_, clip_grad_value_, clip_grads_with_norm_, get_total_norm
 from .lion import Lion
 from .lr_finder import LRFinderResult, lr_find
 from .nadam import NAdam
@@ -45,7 +46,11 @@ __all__ = [
     "RMSprop",
     "__version__",
     "build_info",
+    "clip_grad_norm_",
+    "clip_grad_value_",
+    "clip_grads_with_norm_",
     "get_num_threads",
+    "get_total_norm",
     "load_checkpoint",
     "lr_find",
     "lr_finder",

@@ -72,8 +72,18 @@ class Plan:
         grads: Sequence[np.ndarray],
         param_groups: Sequence[Mapping[str, Any]],
         skip_nonfinite: bool = False,
+        max_grad_norm: float | None = None,
+        track_grad_norm: bool = False,
+    ) -> tuple[bool, float]:
+        """One step of every parameter: (False when skipped for a non-finite grad, the
+        global L2 norm of the grads, NaN unless ``max_grad_norm`` or ``track_grad_norm``).
+        With ``max_grad_norm`` the update sees the grads clipped to it (not written)."""
+
+    def accumulate(
+        self, accs: Sequence[np.ndarray], grads: Sequence[np.ndarray], count: float
     ) -> bool:
-        """One step of every parameter; False when skipped for a non-finite grad."""
+        """``accs[i] += (grads[i] - accs[i]) / count`` for every parameter (MultiSteps'
+        running mean), in one sweep; whether every grad was finite."""
 
     def checked_grads(
         self,
@@ -126,3 +136,14 @@ def triad(
     repeat: int = 1,
 ) -> None:
     """The STREAM triad ``a = b + scale * c`` through the optimizers' parallel loop."""
+
+def norm_sums(grads: Sequence[np.ndarray], p: float) -> tuple[float, list[float]]:
+    """(sum of |g|^p over every grad, or max |g| for p = inf; the same per grad), in
+    float64 over fixed blocks: the same bits on any number of threads. The grads must be
+    aligned, contiguous float32 / float64 arrays."""
+
+def scale_grads(grads: Sequence[np.ndarray], factor: float) -> None:
+    """``grads[i] *= factor`` in place (the factor cast to each grad's dtype), one sweep."""
+
+def clamp_grads(grads: Sequence[np.ndarray], lo: float, hi: float) -> None:
+    """``grads[i] = clip(grads[i], lo, hi)`` in place (NaN stays NaN), one sweep."""

@@ -8,6 +8,7 @@ from typing import Any
 from . import reference
 from .optimizer import (
     BACKEND_DOC,
+    CLIP_DOC,
     MAXIMIZE_DOC,
     PARAMS_DOC,
     Optimizer,
@@ -40,6 +41,7 @@ class Adadelta(Optimizer):
         weight_decay: L2 penalty added to the gradient (default 0).
         {MAXIMIZE_DOC}
         {BACKEND_DOC}
+        {CLIP_DOC}
 
     State per parameter: ``step``, ``square_avg`` (v) and ``acc_delta`` (u).
 
@@ -74,6 +76,8 @@ class Adadelta(Optimizer):
         *,
         maximize: bool = False,
         backend: str = "fused",
+        max_grad_norm: float | None = None,
+        track_grad_norm: bool = False,
     ) -> None:
         super().__init__(params, locals(), backend=backend)
 

@@ -8,6 +8,7 @@ from typing import Any
 from . import reference
 from .optimizer import (
     BACKEND_DOC,
+    CLIP_DOC,
     MAXIMIZE_DOC,
     PARAMS_DOC,
     Optimizer,
@@ -40,6 +41,7 @@ class Adagrad(Optimizer):
         eps: added to the denominator, after the square root (default 1e-10).
         {MAXIMIZE_DOC}
         {BACKEND_DOC}
+        {CLIP_DOC}
 
     State per parameter: ``step`` and ``sum``, both created with the optimizer (as in
     PyTorch), ``sum`` filled with ``initial_accumulator_value``.
@@ -79,6 +81,8 @@ class Adagrad(Optimizer):
         *,
         maximize: bool = False,
         backend: str = "fused",
+        max_grad_norm: float | None = None,
+        track_grad_norm: bool = False,
     ) -> None:
         super().__init__(params, locals(), backend=backend)
 

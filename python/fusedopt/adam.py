@@ -8,6 +8,7 @@ from typing import Any
 from . import reference
 from .optimizer import (
     BACKEND_DOC,
+    CLIP_DOC,
     MAXIMIZE_DOC,
     PARAMS_DOC,
     Optimizer,
@@ -45,6 +46,7 @@ class Adam(Optimizer):
         decoupled_weight_decay: decay the parameter directly, as :class:`AdamW` does,
             instead of adding the L2 penalty to the gradient (default False; as in torch).
         {BACKEND_DOC}
+        {CLIP_DOC}
 
     State per parameter: ``step``, ``exp_avg``, ``exp_avg_sq``; with amsgrad ``max_exp_avg_sq``.
 
@@ -83,6 +85,8 @@ class Adam(Optimizer):
         maximize: bool = False,
         decoupled_weight_decay: bool = False,
         backend: str = "fused",
+        max_grad_norm: float | None = None,
+        track_grad_norm: bool = False,
     ) -> None:
         super().__init__(params, locals(), backend=backend)
 

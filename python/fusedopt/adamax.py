@@ -8,6 +8,7 @@ from typing import Any
 from . import reference
 from .optimizer import (
     BACKEND_DOC,
+    CLIP_DOC,
     MAXIMIZE_DOC,
     PARAMS_DOC,
     Optimizer,
@@ -39,6 +40,7 @@ class Adamax(Optimizer):
         weight_decay: L2 penalty added to the gradient (default 0).
         {MAXIMIZE_DOC}
         {BACKEND_DOC}
+        {CLIP_DOC}
 
     State per parameter: ``step``, ``exp_avg`` (m) and ``exp_inf`` (u).
 
@@ -73,6 +75,8 @@ class Adamax(Optimizer):
         *,
         maximize: bool = False,
         backend: str = "fused",
+        max_grad_norm: float | None = None,
+        track_grad_norm: bool = False,
     ) -> None:
         super().__init__(params, locals(), backend=backend)
 

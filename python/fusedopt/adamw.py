@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .adam import ADAM_ARGS_DOC, Adam
-from .optimizer import BACKEND_DOC, MAXIMIZE_DOC, PARAMS_DOC, Params
+from .optimizer import BACKEND_DOC, CLIP_DOC, MAXIMIZE_DOC, PARAMS_DOC, Params
 
 __all__ = ["AdamW"]
 
@@ -28,6 +28,7 @@ class AdamW(Adam):
         weight_decay: decoupled weight decay coefficient (default 1e-2).
         {MAXIMIZE_DOC}
         {BACKEND_DOC}
+        {CLIP_DOC}
 
     State per parameter: as :class:`Adam`. This is ``Adam(..., decoupled_weight_decay=True)``
     (the group key is ``True``), as in torch.
@@ -44,6 +45,8 @@ class AdamW(Adam):
         *,
         maximize: bool = False,
         backend: str = "fused",
+        max_grad_norm: float | None = None,
+        track_grad_norm: bool = False,
     ) -> None:
         super().__init__(
             params,
@@ -55,4 +58,6 @@ class AdamW(Adam):
             maximize=maximize,
             decoupled_weight_decay=True,
             backend=backend,
+            max_grad_norm=max_grad_norm,
+            track_grad_norm=track_grad_norm,
         )

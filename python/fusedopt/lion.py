@@ -5,6 +5,7 @@ from __future__ import annotations
 from . import reference
 from .optimizer import (
     BACKEND_DOC,
+    CLIP_DOC,
     MAXIMIZE_DOC,
     PARAMS_DOC,
     Optimizer,
@@ -40,6 +41,7 @@ class Lion(Optimizer):
         weight_decay: decoupled weight decay coefficient (default 0).
         {MAXIMIZE_DOC}
         {BACKEND_DOC}
+        {CLIP_DOC}
 
     State per parameter: ``exp_avg`` (the momentum m; Lion keeps no step count).
 
@@ -72,5 +74,7 @@ class Lion(Optimizer):
         *,
         maximize: bool = False,
         backend: str = "fused",
+        max_grad_norm: float | None = None,
+        track_grad_norm: bool = False,
     ) -> None:
         super().__init__(params, locals(), backend=backend)

@@ -8,6 +8,7 @@ from typing import Any
 from . import reference
 from .optimizer import (
     BACKEND_DOC,
+    CLIP_DOC,
     MAXIMIZE_DOC,
     PARAMS_DOC,
     Optimizer,
@@ -48,6 +49,7 @@ class NAdam(Optimizer):
             adding an L2 penalty to the gradient (NAdamW; default False).
         {MAXIMIZE_DOC}
         {BACKEND_DOC}
+        {CLIP_DOC}
 
     State per parameter: ``step``, ``mu_product`` (float64 scalars), ``exp_avg``, ``exp_avg_sq``.
 
@@ -86,6 +88,8 @@ class NAdam(Optimizer):
         *,
         maximize: bool = False,
         backend: str = "fused",
+        max_grad_norm: float | None = None,
+        track_grad_norm: bool = False,
     ) -> None:
         super().__init__(params, locals(), backend=backend)
 

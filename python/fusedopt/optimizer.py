@@ -24,6 +24,7 @@ import numpy as np
 
 from . import _core
 from ._memory import spread_full_like
+from .clip import check_max_norm, clip_coefficient, reference_total_norm
 from .rules import Rule
 
 __all__ = ["BACKENDS", "Optimizer", "ParamGroup", "Params"]
@@ -42,6 +43,12 @@ backend: ``"fused"`` (default): one fused C++ kernel per step for all tensors;
     ``"numpy"``: the readable NumPy reference in :mod:`fusedopt.reference`. Both
     follow the same trajectory to floating-point tolerance."""
 MAXIMIZE_DOC = "maximize: maximize the objective instead of minimizing it (steps along +grad)."
+CLIP_DOC = """\
+max_grad_norm: clip by the global L2 norm of all grads, inside the step: the update
+            sees the grads as ``clip_grad_norm_(grads, max_grad_norm)`` would leave them,
+            and the grads are not written (default None: no clipping).
+        track_grad_norm: compute ``last_grad_norm`` at every step also without clipping
+            (default False: only ``max_grad_norm`` computes it)."""
 
 
 def _read_only(a: np.ndarray) -> np.ndarray:
@@ -86,7 +93,8 @@ class Optimizer:
     Subclasses set the class attributes below (the kernel, the state, and a table of
     their hyperparameters with the rule of each) and hand their constructor's arguments
     to ``Optimizer.__init__(params, locals(), backend=backend)``, which keeps those named
-    in the table as ``defaults``; ``_state_in_use`` and ``_initial_value`` may be refined.
+    in the table as ``defaults`` (and takes ``max_grad_norm`` / ``track_grad_norm``);
+    ``_state_in_use`` and ``_initial_value`` may be refined.
     When a subclass is created, its table and state names are checked against what its
     C++ kernel declares (``fusedopt._core.kernels``): a mismatch fails at import.
 
@@ -107,6 +115,13 @@ class Optimizer:
             the check runs inside the same native call as the step, in parallel; when
             False it costs nothing.
         skipped_steps: the number of steps the guard has skipped.
+        max_grad_norm: ``None`` or the global L2 norm the grads are clipped to, as
+            ``torch.nn.utils.clip_grad_norm_`` clips them, folded into the same native call
+            as the update (one read-only pass over the grads computes the norm, and the
+            non-finite guard's check with it); the grads are never written. Settable.
+        track_grad_norm: compute the norm at every step even without clipping. Settable.
+        last_grad_norm: the global L2 norm of the last step's grads, before clipping
+            (``None`` until a step computes it). The same bits on any number of threads.
 
     Non-finite values: without the guard, as in PyTorch, an inf or NaN in one grad
     (or a parameter or state) may make that parameter and its state inf or NaN, and
@@ -175,6 +190,9 @@ class Optimizer:
         self._state_built_for: list[tuple[str, ...]] | None = None
         self._skip_nonfinite = False
         self.skipped_steps = 0
+        self.max_grad_norm = defaults.get("max_grad_norm")
+        self.track_grad_norm = defaults.get("track_grad_norm", False)
+        self.last_grad_norm: float | None = None
         if isinstance(params, np.ndarray):
             raise TypeError(
                 "params must be a sequence of arrays or of param-group dicts, got a single "
@@ -300,15 +318,29 @@ class Optimizer:
                     self.skipped_steps += 1
                     return
                 self._build_state(in_use)
+            max_norm, want_norm = self._max_grad_norm, self._track_grad_norm
             if self.backend == "fused":
-                if not self._plan.step(grads, groups, self._skip_nonfinite):
+                taken, norm = self._plan.step(
+                    grads, groups, self._skip_nonfinite, max_norm, want_norm
+                )
+                if max_norm is not None or want_norm:
+                    self.last_grad_norm = norm
+                if not taken:
                     self.skipped_steps += 1
                 return
             # the same checks of grads and hyperparameters as the fused step, before any write
             checked = self._plan.checked_grads(grads, groups)
+            scale = 1.0
+            if max_norm is not None or want_norm:
+                norm = reference_total_norm(checked)
+                self.last_grad_norm = norm
+                if max_norm is not None:
+                    scale = clip_coefficient(max_norm, norm)
             if self._skip_nonfinite and not self._plan.all_finite(checked):
                 self.skipped_steps += 1
                 return
+            if scale != 1.0:  # the grads as clip_grad_norm_ would leave them (copies)
+                checked = [g * g.dtype.type(scale) for g in checked]
             i = 0
             # np.seterr(all="raise") must not stop a step half-way, with some params updated.
             with np.errstate(all="ignore"):
@@ -335,6 +367,26 @@ class Optimizer:
         if not isinstance(value, bool | np.bool_):
             raise TypeError(f"skip_nonfinite must be a bool, got {type(value).__name__}")
         self._skip_nonfinite = bool(value)
+
+    @property
+    def max_grad_norm(self) -> float | None:
+        """The global L2 norm the grads are clipped to inside the step, or None."""
+        return self._max_grad_norm
+
+    @max_grad_norm.setter
+    def max_grad_norm(self, value: float | None) -> None:
+        self._max_grad_norm = check_max_norm(value, "max_grad_norm", allow_none=True)
+
+    @property
+    def track_grad_norm(self) -> bool:
+        """Whether every step computes ``last_grad_norm`` even without clipping."""
+        return self._track_grad_norm
+
+    @track_grad_norm.setter
+    def track_grad_norm(self, value: bool) -> None:
+        if not isinstance(value, bool | np.bool_):
+            raise TypeError(f"track_grad_norm must be a bool, got {type(value).__name__}")
+        self._track_grad_norm = bool(value)
 
     # ------------------------------------------------------------- state dict
     def state_dict(self) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from . import reference
 from .optimizer import (
     BACKEND_DOC,
+    CLIP_DOC,
     MAXIMIZE_DOC,
     PARAMS_DOC,
     Optimizer,
@@ -50,6 +51,7 @@ class RAdam(Optimizer):
             adding an L2 penalty to the gradient (default False).
         {MAXIMIZE_DOC}
         {BACKEND_DOC}
+        {CLIP_DOC}
 
     State per parameter: ``step``, ``exp_avg``, ``exp_avg_sq``.
 
@@ -86,5 +88,7 @@ class RAdam(Optimizer):
         *,
         maximize: bool = False,
         backend: str = "fused",
+        max_grad_norm: float | None = None,
+        track_grad_norm: bool = False,
     ) -> None:
         super().__init__(params, locals(), backend=backend)

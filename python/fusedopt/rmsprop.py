@@ -8,6 +8,7 @@ from typing import Any
 from . import reference
 from .optimizer import (
     BACKEND_DOC,
+    CLIP_DOC,
     MAXIMIZE_DOC,
     PARAMS_DOC,
     Optimizer,
@@ -49,6 +50,7 @@ class RMSprop(Optimizer):
             second moment.
         {MAXIMIZE_DOC}
         {BACKEND_DOC}
+        {CLIP_DOC}
 
     State per parameter: ``step``, ``square_avg`` (v), with momentum ``momentum_buffer``
     (b) and, when centered, ``grad_avg`` (m).
@@ -88,6 +90,8 @@ class RMSprop(Optimizer):
         *,
         maximize: bool = False,
         backend: str = "fused",
+        max_grad_norm: float | None = None,
+        track_grad_norm: bool = False,
     ) -> None:
         super().__init__(params, locals(), backend=backend)
 

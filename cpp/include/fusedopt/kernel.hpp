@@ -26,11 +26,23 @@
 //       // where each input sits, found by name at compile time (a static constexpr
 //       // initializer is a constant expression: a name the tables do not declare does
 //       // not compile); prepare and update read h[Index::lr], s[Index::exp_avg], ...
+// A kernel that needs per-tensor sums before its update (a trust ratio from norms, as
+// LAMB and LARS) also declares:
+//   static constexpr int n_sums = 2;                    // how many float64 sums per tensor
+//   template <class T> static void sums(const Coef&, const T* p, const T* g, T* const* s,
+//                                       std::size_t n, double* out);
+//       // adds the partial sums of elements [0, n) into out[0..n_sums), in kLanes running
+//       // sums (reduce.hpp: for_lanes), so that they do not depend on the thread count;
+//       // it may write state that only it and update() use (LAMB's new moments).
+//   static void finish(Coef&, const double* sums);      // per tensor, with its totals
+// run_step runs that pass through parallel_sums, in the same native call as the update.
 // Python reads the same declarations (fusedopt._core.kernels) and checks each optimizer
 // class's table against them when the class is created, at import.
 #pragma once
 
 #include <array>
+#include <cmath>
+#include <limits>
 #include <cstddef>
 #include <cstring>
 #include <string_view>
@@ -38,6 +50,7 @@
 #include <vector>
 
 #include "fusedopt/parallel.hpp"
+#include "fusedopt/reduce.hpp"
 #include "fusedopt/types.hpp"
 
 namespace fusedopt {
@@ -106,12 +119,54 @@ struct Situation {
     }
 };
 
-// Runs kernel K for one step over all tensors: the per-tensor constants first (serial,
-// cheap), then one parallel sweep over all elements.
+// Whether kernel K has a reduction pass (see the top of this file), and how many sums.
+template <class K, class = void>
+struct sums_of : std::integral_constant<int, 0> {};
 template <class K>
-void run_step(std::vector<TensorRef>& tensors, const std::vector<std::size_t>& offsets, const std::vector<std::size_t>& sizes) {
+struct sums_of<K, std::void_t<decltype(K::n_sums)>> : std::integral_constant<int, K::n_sums> {};
+
+// f(p, g, s, m) over pieces of elements [start, start + count) of tensor r as arrays of T
+// (p, the grad as the kernel sees it, the state pointers, the length): the grad scaled by
+// `scale` in sub-blocks when it is not 1 (reduce.hpp: with_scaled_grad).
+template <class T, class F>
+inline void on_piece(const TensorRef& r, std::size_t start, std::size_t count, double scale, F&& f) {
+    T* p = static_cast<T*>(r.param) + start;
+    with_scaled_grad(static_cast<const T*>(r.grad) + start, count, scale, [&](const T* g, std::size_t off, std::size_t m) {
+        T* s[kMaxState];
+        for (int k = 0; k < kMaxState; ++k) s[k] = r.state[k] ? static_cast<T*>(r.state[k]) + start + off : nullptr;
+        f(p + off, g, static_cast<T* const*>(s), m);
+    });
+}
+
+// Runs kernel K for one step over all tensors, in one native call:
+//   1. with max_grad_norm (or track_grad_norm): one read-only pass computes the global L2
+//      norm of the grads (parallel_sums: the same bits on any number of threads); it also
+//      answers the non-finite guard. Without: the guard's own finiteness pass, if asked.
+//   2. the per-tensor constants (serial, cheap);
+//   3. a kernel with a reduction pass (LAMB, LARS): its per-tensor sums, then finish();
+//   4. one parallel sweep over all elements, the clip factor folded into the grads read.
+template <class K>
+void run_step(std::vector<TensorRef>& tensors, const std::vector<std::size_t>& offsets, const std::vector<std::size_t>& sizes,
+              StepControl& ctl) {
     static_assert(K::state.size() <= kMaxState && K::scalars.size() <= kMaxScalar, "kernel needs more slots");
     static_assert(std::is_trivially_copyable_v<typename K::Coef>, "Coef must be plain data");
+    ctl.taken = true;
+    ctl.norm = std::numeric_limits<double>::quiet_NaN();
+    double scale = 1.0;
+    if (ctl.want_norm || ctl.clip) {
+        const double sq = grad_norm_sums(tensors, offsets, sizes, 2.0, nullptr);
+        ctl.norm = std::sqrt(sq);
+        // A finite sum of squares means every grad is finite; one that is not may also
+        // be an overflow of finite float64 grads, which the exact check tells apart.
+        if (ctl.skip_nonfinite && !std::isfinite(sq) && !grads_finite(tensors, offsets, sizes)) {
+            ctl.taken = false;
+            return;
+        }
+        if (ctl.clip) scale = clip_coefficient(ctl.max_norm, ctl.norm);
+    } else if (ctl.skip_nonfinite && !grads_finite(tensors, offsets, sizes)) {
+        ctl.taken = false;
+        return;
+    }
     thread_local std::vector<typename K::Coef> coefs;  // reused: no allocation per step
     coefs.resize(tensors.size());
     Situation last;
@@ -128,21 +183,31 @@ void run_step(std::vector<TensorRef>& tensors, const std::vector<std::size_t>& o
         }
     }
     // A lambda does not capture a thread_local: the worker threads must see this thread's.
-    const typename K::Coef* coef = coefs.data();
     const TensorRef* refs = tensors.data();
-    parallel_pieces(offsets, sizes, [coef, refs](std::size_t t, std::size_t start, std::size_t count) {
-        const TensorRef& r = refs[t];
-        if (r.is_double) {
-            double* s[kMaxState];
-            for (int k = 0; k < kMaxState; ++k) s[k] = r.state[k] ? static_cast<double*>(r.state[k]) + start : nullptr;
-            K::template update<double>(coef[t], static_cast<double*>(r.param) + start, static_cast<const double*>(r.grad) + start,
-                                       s, count);
-        } else {
-            float* s[kMaxState];
-            for (int k = 0; k < kMaxState; ++k) s[k] = r.state[k] ? static_cast<float*>(r.state[k]) + start : nullptr;
-            K::template update<float>(coef[t], static_cast<float*>(r.param) + start, static_cast<const float*>(r.grad) + start, s,
-                                      count);
-        }
+    if constexpr (sums_of<K>::value > 0) {
+        constexpr int NS = sums_of<K>::value;
+        thread_local std::vector<double> totals;
+        totals.assign(tensors.size() * NS, 0.0);
+        const typename K::Coef* coef = coefs.data();
+        parallel_sums<NS>(
+            offsets, sizes, Combine::sum,
+            [coef, refs, scale](std::size_t t, std::size_t start, std::size_t count, double* out) {
+                auto sums = [&](auto* p, auto* g, auto s, std::size_t m) { K::sums(coef[t], p, g, s, m, out); };
+                if (refs[t].is_double)
+                    on_piece<double>(refs[t], start, count, scale, sums);
+                else
+                    on_piece<float>(refs[t], start, count, scale, sums);
+            },
+            totals.data());
+        for (std::size_t t = 0; t < tensors.size(); ++t) K::finish(coefs[t], totals.data() + t * NS);
+    }
+    const typename K::Coef* coef = coefs.data();
+    parallel_pieces(offsets, sizes, [coef, refs, scale](std::size_t t, std::size_t start, std::size_t count) {
+        auto update = [&](auto* p, auto* g, auto s, std::size_t m) { K::update(coef[t], p, g, s, m); };
+        if (refs[t].is_double)
+            on_piece<double>(refs[t], start, count, scale, update);
+        else
+            on_piece<float>(refs[t], start, count, scale, update);
     });
 }
 

@@ -14,6 +14,12 @@
 // waiting for a worker that woke too late to find one; workers sleep as soon as the
 // step's chunks are all taken (they never spin into the user's next matrix product).
 //
+// Reductions (parallel_sums) go through the same loop with one more rule: the work list
+// is cut into fixed blocks of kReduceBlock elements, whatever the number of threads, and
+// each (tensor, block) piece sums into a slot of its own (float64). The slots are then
+// added in a fixed order: piece by piece within a tensor, tensor by tensor. So every
+// norm and dot product gives the same bits on 1, 2, 3, ... threads.
+//
 // The pool and the thread setting are shared code; the loops below are compiled once
 // per instruction-set target (target.hpp) and reach the pool through run_chunks().
 #pragma once
@@ -37,6 +43,10 @@ inline constexpr std::size_t kParallelMin = std::size_t{1} << 16;
 // least kChunkMin elements (so a chunk costs far more than taking it).
 inline constexpr std::size_t kChunksPerThread = 8;
 inline constexpr std::size_t kChunkMin = std::size_t{1} << 14;
+// The fixed blocks of a reduction (elements of the padded work list): every partial sum
+// covers at most one block of one tensor, on any number of threads.
+inline constexpr std::size_t kReduceBlock = std::size_t{1} << 14;
+static_assert(kReduceBlock % kGrain == 0, "a reduction block is whole grains");
 
 // The threads a step may use (the caller and the pool's workers together).
 int get_num_threads();
@@ -110,6 +120,91 @@ void parallel_pieces(const std::vector<std::size_t>& offsets, const std::vector<
     const std::size_t chunk = std::max(kChunkMin / kGrain, units / (static_cast<std::size_t>(nthreads) * kChunksPerThread));
     detail::Sweep<std::remove_reference_t<Body>> sweep{offsets.data(), sizes.data(), ntensors, units, chunk, &body};
     run_chunks((units + chunk - 1) / chunk, nthreads, &decltype(sweep)::run, &sweep);
+}
+
+// How partial results are combined: a sum (norms of finite order, dot products) or a
+// NaN-propagating maximum (the infinity norm). Both combine the pieces in a fixed order.
+enum class Combine { sum, max };
+
+namespace detail {
+inline double combine(Combine op, double a, double b) {
+    if (op == Combine::sum) return a + b;
+    return (a > b || a != a) ? a : b;  // NaN wins, as numpy.maximum
+}
+
+// The pieces of a reduction: piece_base[t] is the slot of tensor t's first block.
+inline std::size_t first_block(const std::size_t* offsets, std::size_t t) { return offsets[t] / kReduceBlock; }
+inline std::size_t n_blocks(const std::size_t* offsets, const std::size_t* sizes, std::size_t t) {
+    return sizes[t] == 0 ? 0 : (offsets[t] + sizes[t] - 1) / kReduceBlock - first_block(offsets, t) + 1;
+}
+
+// One reduction as run_chunks() sees it: chunk k covers blocks [k * blocks_per_chunk, ...).
+template <int NS, class Body>
+struct ReduceSweep {
+    const std::size_t* offsets;
+    const std::size_t* sizes;
+    const std::size_t* piece_base;
+    std::size_t ntensors, total, blocks_per_chunk;
+    double* slots;
+    Body* body;
+
+    // body(t, start, count, out) for every piece of block b, each with its own NS slots.
+    void block(std::size_t b) const {
+        const std::size_t begin = b * kReduceBlock, end = std::min(total, begin + kReduceBlock);
+        auto piece = [this, b](std::size_t t, std::size_t start, std::size_t count) {
+            double* out = slots + (piece_base[t] + (b - first_block(offsets, t))) * NS;
+            (*body)(t, start, count, out);
+        };
+        run_range(offsets, sizes, ntensors, begin, end, piece);
+    }
+    static void run(void* self, std::size_t k) {
+        const ReduceSweep& s = *static_cast<const ReduceSweep*>(self);
+        const std::size_t n = (s.total + kReduceBlock - 1) / kReduceBlock;
+        for (std::size_t b = k * s.blocks_per_chunk; b < std::min(n, (k + 1) * s.blocks_per_chunk); ++b) s.block(b);
+    }
+};
+}  // namespace detail
+
+// A reduction over every element of every tensor: body(t, start, count, out) writes the NS
+// partial results of elements [start, start + count) of tensor t into out[0..NS) (it need
+// not read them first). per_tensor[t * NS + j] receives tensor t's results, combined with
+// `op` piece by piece in order; the return value is sum (or max) over the tensors, in
+// order, of result 0. The pieces do not depend on the number of threads, so neither do the
+// bits of any result. A tensor of no elements gets op's identity (0).
+template <int NS, class Body>
+double parallel_sums(const std::vector<std::size_t>& offsets, const std::vector<std::size_t>& sizes, Combine op, Body&& body,
+                     double* per_tensor) {
+    const std::size_t ntensors = sizes.size();
+    if (ntensors == 0) return 0.0;
+    thread_local std::vector<std::size_t> piece_base;
+    thread_local std::vector<double> slots;
+    piece_base.assign(ntensors + 1, 0);
+    for (std::size_t t = 0; t < ntensors; ++t)
+        piece_base[t + 1] = piece_base[t] + detail::n_blocks(offsets.data(), sizes.data(), t);
+    slots.assign(piece_base[ntensors] * NS, 0.0);
+    const std::size_t total = offsets[ntensors];
+    const std::size_t n_blocks = (total + kReduceBlock - 1) / kReduceBlock;
+    const int nthreads = static_cast<int>(std::min<std::size_t>(static_cast<std::size_t>(get_num_threads()), n_blocks));
+    using Sweep = detail::ReduceSweep<NS, std::remove_reference_t<Body>>;
+    // A lambda does not capture a thread_local: the workers get plain pointers.
+    const std::size_t per_chunk =
+        nthreads <= 1 ? n_blocks : std::max<std::size_t>(1, n_blocks / (static_cast<std::size_t>(nthreads) * kChunksPerThread));
+    Sweep sweep{offsets.data(), sizes.data(), piece_base.data(), ntensors, total, per_chunk, slots.data(), &body};
+    if (total < kParallelMin || nthreads <= 1) {
+        for (std::size_t b = 0; b < n_blocks; ++b) sweep.block(b);
+    } else {
+        run_chunks((n_blocks + per_chunk - 1) / per_chunk, nthreads, &Sweep::run, &sweep);
+    }
+    double result = 0.0;
+    for (std::size_t t = 0; t < ntensors; ++t) {
+        for (int j = 0; j < NS; ++j) {
+            double acc = 0.0;
+            for (std::size_t k = piece_base[t]; k < piece_base[t + 1]; ++k) acc = detail::combine(op, acc, slots[k * NS + j]);
+            if (per_tensor) per_tensor[t * NS + j] = acc;
+            if (j == 0) result = detail::combine(op, result, acc);
+        }
+    }
+    return result;
 }
 
 }  // namespace FUSEDOPT_TARGET_NAMESPACE

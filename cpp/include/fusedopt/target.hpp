@@ -39,6 +39,9 @@ struct TargetTable {
     const StepFn* steps;  // one per kernel, in the order of kernels/all.hpp
     std::size_t n_steps;
     FiniteFn grads_finite;
+    NormFn grad_norm_sums;
+    RewriteFn rewrite_grads;
+    AccumulateFn accumulate_mean;
     SweepFn traffic;
     SweepFn triad;
 };

@@ -49,11 +49,33 @@ struct BenchWork {
     std::vector<std::size_t> sizes, offsets;
 };
 
+// What a step does besides the update, and what it found (set by the binding, read back
+// after the step): the opt-in non-finite guard, and the global L2 norm of the grads that
+// max_grad_norm clips by (one read-only pass before the update, which folds the scale in).
+struct StepControl {
+    bool skip_nonfinite;  // skip the whole step (nothing written) if a grad is inf or NaN
+    bool want_norm;       // compute the norm even without clipping (track_grad_norm)
+    bool clip;            // scale the grads as clip_grad_norm_(grads, max_norm) would
+    double max_norm;
+    double norm;  // out: the total L2 norm of the grads before clipping (NaN if not computed)
+    bool taken;   // out: false when the guard skipped the step
+};
+
 // A whole optimizer step of one kernel over a work list of tensors.
-using StepFn = void (*)(std::vector<TensorRef>&, const std::vector<std::size_t>& offsets, const std::vector<std::size_t>& sizes);
+using StepFn = void (*)(std::vector<TensorRef>&, const std::vector<std::size_t>& offsets, const std::vector<std::size_t>& sizes,
+                        StepControl&);
 // Whether every grad of a work list is finite.
 using FiniteFn = bool (*)(const std::vector<TensorRef>&, const std::vector<std::size_t>& offsets,
                           const std::vector<std::size_t>& sizes);
+// The p-norm sums of every grad (reduce.hpp: grad_norm_sums).
+using NormFn = double (*)(const std::vector<TensorRef>&, const std::vector<std::size_t>& offsets,
+                          const std::vector<std::size_t>& sizes, double p, double* per_tensor);
+// Scale (clamp = false, by a) or clamp (to [a, b]) every tensor's `param` array in place.
+using RewriteFn = void (*)(const std::vector<TensorRef>&, const std::vector<std::size_t>& offsets,
+                           const std::vector<std::size_t>& sizes, bool clamp, double a, double b);
+// The running mean of MultiSteps; returns whether every grad was finite.
+using AccumulateFn = bool (*)(const std::vector<TensorRef>&, const std::vector<std::size_t>& offsets,
+                              const std::vector<std::size_t>& sizes, double count);
 // A bandwidth sweep, `repeat` times.
 using SweepFn = void (*)(const BenchWork&, double scale, long repeat);
 

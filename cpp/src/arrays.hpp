@@ -1,0 +1,88 @@
+// What the bindings check about NumPy arrays: names for messages, memory extents and
+// overlaps, supported dtypes and layouts. Shared by bind_optim.cpp (the optimizers' Plan)
+// and bind_grads.cpp (the functions on lists of grads).
+//
+// Include it after numpy/arrayobject.h (with the extension's PY_ARRAY_UNIQUE_SYMBOL).
+#pragma once
+
+#include <pybind11/pybind11.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace fusedopt {
+
+namespace py = pybind11;
+
+inline std::string shape_of(PyArrayObject* a) {
+    std::string s = "(";
+    for (int d = 0; d < PyArray_NDIM(a); ++d) {
+        if (d) s += ", ";
+        s += std::to_string(PyArray_DIM(a, d));
+    }
+    if (PyArray_NDIM(a) == 1) s += ",";
+    return s + ")";
+}
+
+// The dtype's name, with its byte order where that is not the machine's (">f8 (big-endian)").
+inline std::string dtype_of(PyArrayObject* a) {
+    py::handle descr(reinterpret_cast<PyObject*>(PyArray_DESCR(a)));
+    if (PyArray_ISNOTSWAPPED(a)) return descr.attr("name").cast<std::string>();
+    return py::str(descr).cast<std::string>() +
+           (PyArray_ISBYTESWAPPED(a) && PY_BIG_ENDIAN == 0 ? " (big-endian)" : " (byte-swapped)");
+}
+
+inline std::string type_name(PyObject* o) { return Py_TYPE(o)->tp_name; }
+
+inline std::string item(const char* what, std::size_t i) { return std::string(what) + "[" + std::to_string(i) + "]"; }
+
+inline bool same_shape(PyArrayObject* a, PyArrayObject* b) {
+    if (PyArray_NDIM(a) != PyArray_NDIM(b)) return false;
+    for (int d = 0; d < PyArray_NDIM(a); ++d)
+        if (PyArray_DIM(a, d) != PyArray_DIM(b, d)) return false;
+    return true;
+}
+
+// The bytes [lo, hi) that an array's elements may occupy, whatever its strides (numpy's
+// get_array_memory_extents); empty for an array of no elements. Unsigned arithmetic:
+// absurd strides wrap instead of overflowing.
+struct Extent {
+    std::uintptr_t lo = 0, hi = 0;
+    bool empty() const { return lo >= hi; }
+};
+
+inline Extent extent_of(PyArrayObject* a) {
+    if (PyArray_SIZE(a) == 0) return {};
+    std::uintptr_t lo = reinterpret_cast<std::uintptr_t>(PyArray_DATA(a)), hi = lo;
+    for (int d = 0; d < PyArray_NDIM(a); ++d) {
+        const npy_intp s = PyArray_STRIDE(a, d);
+        const auto n = static_cast<std::uintptr_t>(PyArray_DIM(a, d) - 1);
+        const std::uintptr_t mag = s < 0 ? ~static_cast<std::uintptr_t>(s) + 1 : static_cast<std::uintptr_t>(s);
+        if (s < 0)
+            lo -= n * mag;
+        else
+            hi += n * mag;
+    }
+    return {lo, hi + static_cast<std::uintptr_t>(PyArray_ITEMSIZE(a))};
+}
+
+// Whether two arrays' memory extents intersect (numpy.may_share_memory's bounds test).
+inline bool overlaps(PyArrayObject* a, PyArrayObject* b) {
+    const Extent x = extent_of(a), y = extent_of(b);
+    return !x.empty() && !y.empty() && x.lo < y.hi && y.lo < x.hi;
+}
+
+inline bool supported_dtype(PyArrayObject* a) {
+    const int t = PyArray_TYPE(a);
+    return (t == NPY_FLOAT32 || t == NPY_FLOAT64) && PyArray_ISNOTSWAPPED(a);
+}
+
+// C-contiguous arrays are walked in C order, other (Fortran-)contiguous ones in
+// Fortran order; every array of one tensor must be laid out like its parameter.
+inline bool same_layout(PyArrayObject* a, bool c_order) {
+    return PyArray_ISALIGNED(a) && (c_order ? PyArray_IS_C_CONTIGUOUS(a) : PyArray_IS_F_CONTIGUOUS(a));
+}
+
+
+}  // namespace fusedopt
