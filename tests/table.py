@@ -41,6 +41,8 @@ OPTIMIZERS: list[type[fo.Optimizer]] = [
     fo.NAdam,
     fo.RAdam,
     fo.Lion,
+    fo.LAMB,
+    fo.LARS,
 ]
 
 ROWS: list[tuple[str, type[fo.Optimizer], dict[str, Any]]] = [
@@ -101,9 +103,23 @@ ROWS: list[tuple[str, type[fo.Optimizer], dict[str, Any]]] = [
         fo.Lion,
         dict(lr=0.01, betas=(0.8, 0.95), weight_decay=0.3, maximize=True),
     ),
+    ("lamb", fo.LAMB, dict(lr=0.01)),
+    (
+        "lamb-wd-betas-eps-eps_root",
+        fo.LAMB,
+        dict(lr=0.01, betas=(0.8, 0.99), eps=1e-3, eps_root=1e-4, weight_decay=0.1),
+    ),
+    ("lars", fo.LARS, dict(lr=0.5)),
+    ("lars-nesterov-wd-eps", fo.LARS, dict(lr=0.5, weight_decay=0.01, eps=1e-3, nesterov=True)),
+    ("lars-no-momentum-trust", fo.LARS, dict(lr=1.0, momentum=0.0, trust_coefficient=0.01)),
 ]
 
 CONFIGS = [pytest.param(cls, kwargs, id=name) for name, cls, kwargs in ROWS]
+
+#: Classes whose update uses sums over each parameter array (trust ratios from norms):
+#: the sums run in memory order, so the same values laid out in another order may give
+#: results that differ in the last bits (never with the number of threads).
+PER_ARRAY_SUMS: frozenset[type[fo.Optimizer]] = frozenset({fo.LAMB, fo.LARS})
 
 
 # ------------------------------------------------------------ signatures and defaults
@@ -219,6 +235,18 @@ SIGNATURES: dict[type[fo.Optimizer], Signature] = {
         ("maximize",),
         dict(lr=1e-4, betas=(0.9, 0.99), weight_decay=0, maximize=False),
     ),
+    # Not in torch.optim: optax.lamb / optax.lars (optax's learning_rate is lr; lars has no
+    # default for it in optax: 1e-3 here, as torch.optim's classes).
+    fo.LAMB: Signature(
+        ("lr", "betas", "eps", "eps_root", "weight_decay"),
+        (),
+        dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-6, eps_root=0, weight_decay=0),
+    ),
+    fo.LARS: Signature(
+        ("lr", "weight_decay", "trust_coefficient", "eps", "momentum", "nesterov"),
+        (),
+        dict(lr=1e-3, weight_decay=0, trust_coefficient=1e-3, eps=0, momentum=0.9, nesterov=False),
+    ),
 }
 
 
@@ -312,6 +340,13 @@ HAND_ERRORS: list[tuple[type[fo.Optimizer], dict[str, Any], type[Exception], str
     (fo.Lion, dict(weight_decay=-1.0), ValueError, "weight_decay"),
     (fo.Lion, dict(weight_decay=NAN), ValueError, "weight_decay"),
     (fo.Lion, dict(maximize=1), TypeError, "maximize"),
+    (fo.LAMB, dict(eps_root=-1e-8), ValueError, "eps_root"),
+    (fo.LAMB, dict(betas=(0.9, 1.0)), ValueError, r"betas\[1\]"),
+    (fo.LAMB, dict(weight_decay=NAN), ValueError, "weight_decay"),
+    (fo.LARS, dict(trust_coefficient=-1e-3), ValueError, "trust_coefficient"),
+    (fo.LARS, dict(momentum=-0.9), ValueError, "momentum"),
+    (fo.LARS, dict(nesterov=1), TypeError, "nesterov"),
+    (fo.LARS, dict(eps=INF), ValueError, "eps"),
 ]
 
 # Written out by hand, per key, for every class that has the key: (key, value,

@@ -23,6 +23,8 @@ from .adamax import Adamax
 from .adamw import AdamW
 from .checkpoint import load_checkpoint, save_checkpoint
 from .clip import clip_grad_norm_, clip_grad_value_, clip_grads_with_norm_, get_total_norm
+from .lamb import LAMB
+from .lars import LARS
 from .lion import Lion
 from .lr_finder import LRFinderResult, lr_find
 from .nadam import NAdam
@@ -32,6 +34,8 @@ from .rmsprop import RMSprop
 from .sgd import SGD
 
 __all__ = [
+    "LAMB",
+    "LARS",
     "SGD",
     "Adadelta",
     "Adagrad",

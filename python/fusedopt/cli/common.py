@@ -79,6 +79,9 @@ OPTIMIZER_DEFAULTS: dict[str, dict[str, Any]] = {
     "NAdam": {"lr": 3e-3},
     "RAdam": {"lr": 1e-2},
     "Lion": {"lr": 1e-3},
+    "LAMB": {"lr": 1e-2},
+    # LARS moves each array by lr * trust_coefficient (1e-3) of its norm per step
+    "LARS": {"lr": 5.0},
 }
 
 

@@ -7,6 +7,8 @@
 #include "fusedopt/kernels/adagrad.hpp"
 #include "fusedopt/kernels/adam.hpp"
 #include "fusedopt/kernels/adamax.hpp"
+#include "fusedopt/kernels/lamb.hpp"
+#include "fusedopt/kernels/lars.hpp"
 #include "fusedopt/kernels/lion.hpp"
 #include "fusedopt/kernels/nadam.hpp"
 #include "fusedopt/kernels/radam.hpp"
@@ -18,7 +20,7 @@ namespace fusedopt {
 inline namespace FUSEDOPT_TARGET_NAMESPACE {
 
 using AllKernels = KernelList<kernels::SGD, kernels::Adam, kernels::Adagrad, kernels::RMSprop, kernels::Adadelta, kernels::Adamax,
-                              kernels::NAdam, kernels::RAdam, kernels::Lion>;
+                              kernels::NAdam, kernels::RAdam, kernels::Lion, kernels::LAMB, kernels::LARS>;
 
 }  // namespace FUSEDOPT_TARGET_NAMESPACE
 }  // namespace fusedopt

@@ -1,0 +1,36 @@
+"""LARS, as optax.lars, for one NumPy parameter."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .lamb import norm
+
+__all__ = ["lars"]
+
+
+def lars(
+    param: np.ndarray,
+    grad: np.ndarray,
+    state: dict[str, np.ndarray],
+    *,
+    lr: float,
+    weight_decay: float,
+    trust_coefficient: float,
+    eps: float,
+    momentum: float,
+    nesterov: bool,
+) -> None:
+    """One LARS step on ``param``, in place (optax: add_decayed_weights,
+    scale_by_trust_ratio, scale_by_learning_rate, trace); ``state`` holds ``trace`` when
+    momentum is not 0."""
+    dtype = param.dtype.type
+    u = grad + weight_decay * param
+    p_norm, u_norm = norm(param), norm(u)
+    ratio = 1.0 if p_norm == 0 or u_norm == 0 else trust_coefficient * p_norm / (u_norm + eps)
+    u = u * dtype(ratio) * dtype(-lr)
+    if momentum != 0:
+        trace = state["trace"]
+        trace[...] = u + momentum * trace
+        u = u + momentum * trace if nesterov else trace.copy()
+    param += u
