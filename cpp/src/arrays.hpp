@@ -84,5 +84,4 @@ inline bool same_layout(PyArrayObject* a, bool c_order) {
     return PyArray_ISALIGNED(a) && (c_order ? PyArray_IS_C_CONTIGUOUS(a) : PyArray_IS_F_CONTIGUOUS(a));
 }
 
-
 }  // namespace fusedopt

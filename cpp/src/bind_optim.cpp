@@ -29,10 +29,10 @@
 #include <utility>
 #include <vector>
 
+#include "arrays.hpp"
 #include "fusedopt/parallel.hpp"
 #include "fusedopt/registry.hpp"
 #include "fusedopt/target.hpp"
-#include "arrays.hpp"
 #include "hyper_rules.hpp"
 
 namespace py = pybind11;

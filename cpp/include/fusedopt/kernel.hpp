@@ -42,9 +42,9 @@
 
 #include <array>
 #include <cmath>
-#include <limits>
 #include <cstddef>
 #include <cstring>
+#include <limits>
 #include <string_view>
 #include <type_traits>
 #include <vector>
