@@ -27,6 +27,7 @@ from .lamb import LAMB
 from .lars import LARS
 from .lion import Lion
 from .lr_finder import LRFinderResult, lr_find
+from .multi_steps import MultiSteps
 from .nadam import NAdam
 from .optimizer import Optimizer
 from .radam import RAdam
@@ -44,6 +45,7 @@ __all__ = [
     "Adamax",
     "LRFinderResult",
     "Lion",
+    "MultiSteps",
     "NAdam",
     "Optimizer",
     "RAdam",

@@ -120,7 +120,8 @@ inline void rewrite_grads(const std::vector<TensorRef>& tensors, const std::vect
 }
 
 // MultiSteps' running mean: acc += (g - acc) / count for every tensor (`param` is the
-// accumulator, `grad` the micro-batch grad), as optax.MultiSteps. Returns whether every
+// accumulator, `grad` the micro-batch grad), as optax.MultiSteps; count 1 (a window's
+// first grad) copies it. Returns whether every
 // grad was finite (checked in the same sweep).
 inline bool accumulate_mean(const std::vector<TensorRef>& tensors, const std::vector<std::size_t>& offsets,
                             const std::vector<std::size_t>& sizes, double count) {
@@ -134,7 +135,10 @@ inline bool accumulate_mean(const std::vector<TensorRef>& tensors, const std::ve
             T* __restrict a = acc + start;
             const T* __restrict x = g + start;
             if (!all_finite(x, n)) ok.store(false, std::memory_order_relaxed);
-            for (std::size_t i = 0; i < n; ++i) a[i] = a[i] + (x[i] - a[i]) / c;
+            if (count == 1.0)  // the window's first grad: optax's 0 + (g - 0) / 1, without the zeroing pass
+                std::memcpy(a, x, n * sizeof(T));
+            else
+                for (std::size_t i = 0; i < n; ++i) a[i] = a[i] + (x[i] - a[i]) / c;
         };
         if (r.is_double)
             run(static_cast<double*>(r.param), static_cast<const double*>(r.grad));
