@@ -54,6 +54,13 @@ class MultiSteps:
     accumulators: a resumed run continues bit-identically, mid-window too.
     """
 
+    optimizer: Optimizer
+    every_k_steps: int
+    mini_step: int
+    gradient_step: int
+    _acc: list[np.ndarray]
+    _window_bad: bool
+
     def __init__(self, optimizer: Optimizer, every_k_steps: int) -> None:
         if not isinstance(optimizer, Optimizer):
             raise TypeError(
