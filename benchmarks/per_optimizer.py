@@ -24,6 +24,9 @@ rows = [
     ("NAdam", {}),
     ("RAdam", {}),
     ("Lion", {}),
+    ("LAMB", {}),
+    ("LARS", {}),
+    ("Adam", dict(max_grad_norm=1.0)),
 ]
 rng = np.random.default_rng(0)
 g = rng.standard_normal(n).astype(np.float32)

@@ -25,6 +25,7 @@ arrays). ``error_if_nonfinite=True`` raises instead, before anything is written.
 
 from __future__ import annotations
 
+import itertools
 import math
 import numbers
 from collections.abc import Iterable, Mapping
@@ -74,6 +75,17 @@ def _check_norm_type(norm_type: Any) -> float:
     return p
 
 
+def _byte_bounds(a: np.ndarray) -> tuple[int, int]:
+    """The bytes [lo, hi) an array's elements may occupy (numpy.may_share_memory's bounds)."""
+    lo = hi = a.__array_interface__["data"][0]
+    for n, stride in zip(a.shape, a.strides, strict=True):
+        if stride < 0:
+            lo += (n - 1) * stride
+        else:
+            hi += (n - 1) * stride
+    return lo, hi + a.itemsize
+
+
 def _native(g: np.ndarray) -> bool:
     """Whether the fused sweeps take ``g`` (else NumPy handles it, as correctly)."""
     return (
@@ -96,6 +108,7 @@ def _grad_list(grads: Any, *, writes: bool) -> list[np.ndarray]:
     else:
         items = list(grads)
     out: list[np.ndarray] = []
+    spans: list[tuple[int, int, int]] = []
     seen: dict[int, int] = {}
     for i, g in enumerate(items):
         if g is None:
@@ -106,16 +119,21 @@ def _grad_list(grads: Any, *, writes: bool) -> list[np.ndarray]:
             raise TypeError(f"grads[{i}] has dtype {g.dtype}; clipping takes floating-point grads")
         if writes and not g.flags.writeable:
             raise ValueError(f"grads[{i}] is read-only")
-        if id(g) in seen:
+        if id(g) in seen:  # counted twice in a norm, scaled twice in a clip
             raise ValueError(f"grads[{seen[id(g)]}] and grads[{i}] are the same array")
         seen[id(g)] = i
+        if g.size:
+            lo, hi = _byte_bounds(g)
+            spans.append((lo, hi, i))
         out.append(g)
-    if writes:  # a grad scaled twice would be wrong; the native sweep checks its own
-        others = [g for g in out if not _native(g)]
-        for g in others:
-            for i, h in enumerate(out):
-                if h is not g and np.may_share_memory(g, h):
-                    raise ValueError(f"grads[{i}] shares memory with another grad")
+    if writes:  # a grad written twice (or two views of one array) would be scaled twice
+        spans.sort()
+        for (_, end_a, a), (start_b, _, b) in itertools.pairwise(spans):
+            if start_b < end_a:
+                i, j = sorted((a, b))
+                raise ValueError(
+                    f"grads[{i}] and grads[{j}] may share memory: each grad must be given once"
+                )
     return out
 
 
@@ -195,12 +213,14 @@ def clip_grads_with_norm_(grads: Grads, max_norm: float, total_norm: float) -> N
     """Scales ``grads`` in place by ``min(max_norm / (total_norm + 1e-6), 1)``
     (``torch.nn.utils.clip_grads_with_norm_``), given their norm from :func:`get_total_norm`."""
     max_norm = check_max_norm(max_norm, "max_norm")
-    try:
-        norm = float(np.asarray(total_norm, dtype=np.float64).reshape(()))
-    except (TypeError, ValueError) as e:
-        raise TypeError(
-            f"total_norm must be a single real number, got {type(total_norm).__name__}"
-        ) from e
+    value = np.asarray(total_norm) if isinstance(total_norm, np.ndarray | np.generic) else None
+    real = isinstance(total_norm, numbers.Real) and not isinstance(total_norm, bool | np.bool_)
+    if value is not None and value.size == 1 and value.dtype.kind in "fiu":
+        norm = float(value.reshape(()))
+    elif real:
+        norm = float(total_norm)
+    else:
+        raise TypeError(f"total_norm must be a single real number, got {type(total_norm).__name__}")
     _scale(_grad_list(grads, writes=True), clip_coefficient(max_norm, norm))
 
 
@@ -235,20 +255,22 @@ def clip_grad_value_(grads: Grads, clip_value: float) -> None:
     v = check_max_norm(clip_value, "clip_value")
     checked = _grad_list(grads, writes=True)
     native = [g for g in checked if _native(g)]
+    with np.errstate(all="ignore"):  # np.seterr(all="raise") must not stop it half-way
+        for g in checked:
+            if not _native(g):
+                t = g.dtype.type
+                np.clip(g, t(-v), t(v), out=g)
     if native:
         _core.clamp_grads(native, -v, v)
-    for g in checked:
-        if not _native(g):
-            t = g.dtype.type
-            np.clip(g, t(-v), t(v), out=g)
 
 
 def _scale(grads: list[np.ndarray], coef: float) -> None:
     if coef == 1.0:  # torch multiplies by 1.0: the same values
         return
     native = [g for g in grads if _native(g)]
+    with np.errstate(all="ignore"):  # inf * 0 is NaN, silently (np.seterr must not stop it)
+        for g in grads:
+            if not _native(g):
+                g *= g.dtype.type(coef)
     if native:
         _core.scale_grads(native, coef)
-    for g in grads:
-        if not _native(g):
-            g *= g.dtype.type(coef)

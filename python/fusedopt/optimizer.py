@@ -24,7 +24,7 @@ import numpy as np
 
 from . import _core
 from ._memory import spread_full_like
-from .clip import check_max_norm, clip_coefficient, reference_total_norm
+from .clip import check_max_norm, clip_coefficient, norm_sums, reference_total_norm
 from .rules import Rule
 
 __all__ = ["BACKENDS", "Optimizer", "ParamGroup", "Params"]
@@ -312,13 +312,16 @@ class Optimizer:
             except (TypeError, ValueError, KeyError, IndexError):
                 self._check_groups()  # names the bad hyperparameter
                 raise
+            max_norm, want_norm = self._max_grad_norm, self._track_grad_norm
             if in_use != self._state_built_for:
-                self._plan.checked_grads(grads, groups)  # refuse bad input before creating state
-                if self._skip_nonfinite and not self._plan.all_finite(grads):
+                # refuse bad input before creating state
+                checked = self._plan.checked_grads(grads, groups)
+                if self._skip_nonfinite and not self._plan.all_finite(checked):
+                    if max_norm is not None or want_norm:  # as a skipped step reports it later
+                        self.last_grad_norm = math.sqrt(norm_sums(checked, 2.0))
                     self.skipped_steps += 1
                     return
                 self._build_state(in_use)
-            max_norm, want_norm = self._max_grad_norm, self._track_grad_norm
             if self.backend == "fused":
                 taken, norm = self._plan.step(
                     grads, groups, self._skip_nonfinite, max_norm, want_norm
@@ -339,11 +342,11 @@ class Optimizer:
             if self._skip_nonfinite and not self._plan.all_finite(checked):
                 self.skipped_steps += 1
                 return
-            if scale != 1.0:  # the grads as clip_grad_norm_ would leave them (copies)
-                checked = [g * g.dtype.type(scale) for g in checked]
             i = 0
             # np.seterr(all="raise") must not stop a step half-way, with some params updated.
             with np.errstate(all="ignore"):
+                if scale != 1.0:  # the grads as clip_grad_norm_ would leave them (copies)
+                    checked = [g * g.dtype.type(scale) for g in checked]
                 for group in groups:
                     kwargs = {k: group[k] for k in self.hyper_names}
                     for p in group["params"]:
