@@ -95,6 +95,13 @@ inline double clip_coefficient(double max_norm, double norm) {
     return c < 1.0 ? c : 1.0;
 }
 
+// optax's scale_by_trust_ratio from an array's sums of squares: coefficient * ||p|| /
+// (||u|| + eps), or 1 when either norm is 0 (LAMB and LARS).
+inline double trust_ratio(double p_squares, double u_squares, double coefficient, double eps) {
+    const double pn = std::sqrt(p_squares), un = std::sqrt(u_squares);
+    return (pn == 0.0 || un == 0.0) ? 1.0 : coefficient * pn / (un + eps);
+}
+
 // x *= T(a) (scale) or x = min(max(x, T(a)), T(b)) (clamp; NaN stays NaN) over x[0..n).
 template <class T>
 inline void rewrite_piece(T* __restrict x, std::size_t n, bool clamp, double a, double b) {

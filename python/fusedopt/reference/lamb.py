@@ -6,12 +6,18 @@ import math
 
 import numpy as np
 
-__all__ = ["lamb", "norm"]
+__all__ = ["lamb", "norm", "trust_ratio"]
 
 
 def norm(x: np.ndarray) -> float:
     """The L2 norm of ``x``, accumulated in float64."""
     return math.sqrt(float(np.sum(np.square(x, dtype=np.float64))))
+
+
+def trust_ratio(p: np.ndarray, u: np.ndarray, coefficient: float = 1.0, eps: float = 0.0) -> float:
+    """optax's scale_by_trust_ratio: coefficient * ||p|| / (||u|| + eps), 1 if a norm is 0."""
+    p_norm, u_norm = norm(p), norm(u)
+    return 1.0 if p_norm == 0 or u_norm == 0 else coefficient * p_norm / (u_norm + eps)
 
 
 def lamb(
@@ -38,6 +44,4 @@ def lamb(
     m_hat = m / dtype(1 - beta1**t)
     v_hat = v / dtype(1 - beta2**t)
     u = m_hat / (np.sqrt(v_hat + eps_root) + eps) + weight_decay * param
-    p_norm, u_norm = norm(param), norm(u)
-    ratio = 1.0 if p_norm == 0 or u_norm == 0 else p_norm / u_norm  # optax: 1 for a zero norm
-    param -= dtype(lr * ratio) * u
+    param -= dtype(lr * trust_ratio(param, u)) * u

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .lamb import norm
+from .lamb import trust_ratio
 
 __all__ = ["lars"]
 
@@ -26,9 +26,7 @@ def lars(
     momentum is not 0."""
     dtype = param.dtype.type
     u = grad + weight_decay * param
-    p_norm, u_norm = norm(param), norm(u)
-    ratio = 1.0 if p_norm == 0 or u_norm == 0 else trust_coefficient * p_norm / (u_norm + eps)
-    u = u * dtype(ratio) * dtype(-lr)
+    u = u * dtype(trust_ratio(param, u, trust_coefficient, eps)) * dtype(-lr)
     if momentum != 0:
         trace = state["trace"]
         trace[...] = u + momentum * trace

@@ -76,11 +76,7 @@ struct LAMB {
         out[1] += lanes_total(uu);
     }
 
-    static void finish(Coef& c, const double* sums) {
-        const double pn = std::sqrt(sums[0]), un = std::sqrt(sums[1]);
-        const double ratio = (pn == 0.0 || un == 0.0) ? 1.0 : pn / un;
-        c.step_size = c.lr * ratio;
-    }
+    static void finish(Coef& c, const double* sums) { c.step_size = c.lr * trust_ratio(sums[0], sums[1], 1.0, 0.0); }
 
     template <class T>
     static void update(const Coef& c, T* __restrict p, const T* __restrict /*g*/, T* const* s, std::size_t n) {

@@ -53,10 +53,7 @@ struct LARS {
         out[1] += lanes_total(uu);
     }
 
-    static void finish(Coef& c, const double* sums) {
-        const double pn = std::sqrt(sums[0]), un = std::sqrt(sums[1]);
-        c.ratio = (pn == 0.0 || un == 0.0) ? 1.0 : c.trust_coefficient * pn / (un + c.eps);
-    }
+    static void finish(Coef& c, const double* sums) { c.ratio = trust_ratio(sums[0], sums[1], c.trust_coefficient, c.eps); }
 
     template <class T>
     static void update(const Coef& c, T* __restrict p, const T* __restrict g, T* const* s, std::size_t n) {
