@@ -33,15 +33,18 @@ struct GradList {
     std::vector<TensorRef> refs;
     std::vector<std::size_t> sizes, offsets;
 
-    GradList(py::handle grads, bool writes) {
+    // names[k]: the index messages give grads[k] (the caller's list may hold more).
+    GradList(py::handle grads, bool writes, const std::vector<std::size_t>& names) {
         py::sequence seq = py::reinterpret_borrow<py::sequence>(grads);
+        if (!names.empty() && names.size() != py::len(seq)) throw py::value_error("names must have one entry per grad");
+        auto name = [&names](std::size_t i) { return item("grads", names.empty() ? i : names[i]); };
         std::vector<std::pair<Extent, std::size_t>> spans;
         for (std::size_t i = 0; i < py::len(seq); ++i) {
             py::object o = seq[i];
             auto* a = PyArray_Check(o.ptr()) ? reinterpret_cast<PyArrayObject*>(o.ptr()) : nullptr;
             if (!a || !supported_dtype(a) || !same_layout(a, PyArray_IS_C_CONTIGUOUS(a)))
-                throw py::type_error(item("grads", i) + " must be an aligned, contiguous float32 or float64 array");
-            if (writes && !PyArray_ISWRITEABLE(a)) throw py::value_error(item("grads", i) + " is read-only");
+                throw py::type_error(name(i) + " must be an aligned, contiguous float32 or float64 array");
+            if (writes && !PyArray_ISWRITEABLE(a)) throw py::value_error(name(i) + " is read-only");
             if (writes) spans.emplace_back(extent_of(a), i);
             TensorRef r{};
             r.param = PyArray_DATA(a);
@@ -56,17 +59,17 @@ struct GradList {
         std::sort(spans.begin(), spans.end(), [](const auto& x, const auto& y) { return x.first.lo < y.first.lo; });
         for (std::size_t k = 1; k < spans.size(); ++k)
             if (!spans[k].first.empty() && spans[k].first.lo < spans[k - 1].first.hi)
-                throw py::value_error(item("grads", std::min(spans[k - 1].second, spans[k].second)) + " and " +
-                                      item("grads", std::max(spans[k - 1].second, spans[k].second)) +
+                throw py::value_error(name(std::min(spans[k - 1].second, spans[k].second)) + " and " +
+                                      name(std::max(spans[k - 1].second, spans[k].second)) +
                                       " share memory: each grad must be given once");
         build_offsets(sizes, offsets);
     }
 };
 
 // sum over every element of |g|^p (max |g| for p = inf), and each tensor's, in float64.
-py::tuple norm_sums(py::handle grads, double p) {
+py::tuple norm_sums(py::handle grads, double p, const std::vector<std::size_t>& names) {
     if (!(p > 0.0)) throw py::value_error("norm_type must be > 0 (or inf)");
-    GradList list(grads, false);
+    GradList list(grads, false, names);
     std::vector<double> per_tensor(list.refs.size());
     double total;
     {
@@ -77,16 +80,16 @@ py::tuple norm_sums(py::handle grads, double p) {
 }
 
 // grads[i] *= factor (cast to the grad's dtype), for every i, in place.
-void scale_grads(py::handle grads, double factor) {
-    GradList list(grads, true);
+void scale_grads(py::handle grads, double factor, const std::vector<std::size_t>& names) {
+    GradList list(grads, true, names);
     py::gil_scoped_release nogil;
     active_target().rewrite_grads(list.refs, list.offsets, list.sizes, false, factor, 0.0);
 }
 
 // grads[i] = clamp(grads[i], lo, hi), for every i, in place (NaN stays NaN).
-void clamp_grads(py::handle grads, double lo, double hi) {
+void clamp_grads(py::handle grads, double lo, double hi, const std::vector<std::size_t>& names) {
     if (!(lo <= hi)) throw py::value_error("clamp needs lo <= hi");
-    GradList list(grads, true);
+    GradList list(grads, true, names);
     py::gil_scoped_release nogil;
     active_target().rewrite_grads(list.refs, list.offsets, list.sizes, true, lo, hi);
 }
@@ -94,12 +97,14 @@ void clamp_grads(py::handle grads, double lo, double hi) {
 }  // namespace
 
 void register_grads(py::module_& m) {
-    m.def("norm_sums", &norm_sums, py::arg("grads"), py::arg("p"),
+    // names: the index each grad has in the caller's list, for messages (default: its position).
+    m.def("norm_sums", &norm_sums, py::arg("grads"), py::arg("p"), py::arg("names") = std::vector<std::size_t>{},
           "(sum of |g|^p over every grad, or max |g| for p = inf; the same per grad), in float64, "
           "the same bits on any number of threads.");
-    m.def("scale_grads", &scale_grads, py::arg("grads"), py::arg("factor"), "grads[i] *= factor, in place, in one sweep.");
+    m.def("scale_grads", &scale_grads, py::arg("grads"), py::arg("factor"), py::arg("names") = std::vector<std::size_t>{},
+          "grads[i] *= factor, in place, in one sweep.");
     m.def("clamp_grads", &clamp_grads, py::arg("grads"), py::arg("lo"), py::arg("hi"),
-          "grads[i] = clamp(grads[i], lo, hi), in place, in one sweep.");
+          py::arg("names") = std::vector<std::size_t>{}, "grads[i] = clamp(grads[i], lo, hi), in place, in one sweep.");
 }
 
 }  // namespace fusedopt

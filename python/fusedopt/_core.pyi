@@ -137,13 +137,18 @@ def triad(
 ) -> None:
     """The STREAM triad ``a = b + scale * c`` through the optimizers' parallel loop."""
 
-def norm_sums(grads: Sequence[np.ndarray], p: float) -> tuple[float, list[float]]:
+def norm_sums(
+    grads: Sequence[np.ndarray], p: float, names: Sequence[int] = ()
+) -> tuple[float, list[float]]:
     """(sum of |g|^p over every grad, or max |g| for p = inf; the same per grad), in
     float64 over fixed blocks: the same bits on any number of threads. The grads must be
-    aligned, contiguous float32 / float64 arrays."""
+    aligned, contiguous float32 / float64 arrays; ``names[k]``: the index messages give
+    ``grads[k]`` (its place in the caller's list)."""
 
-def scale_grads(grads: Sequence[np.ndarray], factor: float) -> None:
+def scale_grads(grads: Sequence[np.ndarray], factor: float, names: Sequence[int] = ()) -> None:
     """``grads[i] *= factor`` in place (the factor cast to each grad's dtype), one sweep."""
 
-def clamp_grads(grads: Sequence[np.ndarray], lo: float, hi: float) -> None:
+def clamp_grads(
+    grads: Sequence[np.ndarray], lo: float, hi: float, names: Sequence[int] = ()
+) -> None:
     """``grads[i] = clip(grads[i], lo, hi)`` in place (NaN stays NaN), one sweep."""

@@ -25,7 +25,6 @@ arrays). ``error_if_nonfinite=True`` raises instead, before anything is written.
 
 from __future__ import annotations
 
-import itertools
 import math
 import numbers
 from collections.abc import Iterable, Mapping
@@ -75,30 +74,33 @@ def _check_norm_type(norm_type: Any) -> float:
     return p
 
 
-def _byte_bounds(a: np.ndarray) -> tuple[int, int]:
-    """The bytes [lo, hi) an array's elements may occupy (numpy.may_share_memory's bounds)."""
-    lo = hi = a.__array_interface__["data"][0]
-    for n, stride in zip(a.shape, a.strides, strict=True):
-        if stride < 0:
-            lo += (n - 1) * stride
-        else:
-            hi += (n - 1) * stride
-    return lo, hi + a.itemsize
-
-
 def _native(g: np.ndarray) -> bool:
     """Whether the fused sweeps take ``g`` (else NumPy handles it, as correctly)."""
     return (
-        g.dtype in (np.float32, np.float64)
+        (g.dtype == np.float32 or g.dtype == np.float64)
         and g.dtype.isnative
         and g.flags.aligned
         and (g.flags.c_contiguous or g.flags.f_contiguous)
     )
 
 
-def _grad_list(grads: Any, *, writes: bool) -> list[np.ndarray]:
-    """The grads as a checked list (``None`` entries skipped, as torch skips a missing
-    grad); TypeError / ValueError naming ``grads[i]`` before anything is written."""
+class _Grads:
+    """Checked grads, split into those the fused sweeps take (with their indices in the
+    caller's list, for messages) and the others (float16, strided views: NumPy)."""
+
+    def __init__(self) -> None:
+        self.native: list[np.ndarray] = []
+        self.names: list[int] = []
+        self.others: list[np.ndarray] = []
+
+    def all(self) -> list[np.ndarray]:
+        return self.native + self.others
+
+
+def _grad_list(grads: Any, *, writes: bool) -> _Grads:
+    """The grads checked (``None`` entries skipped, as torch skips a missing grad);
+    TypeError / ValueError naming ``grads[i]`` before anything is written. Two native grads
+    that share memory are refused by the native sweep itself (one sorted pass)."""
     if isinstance(grads, np.ndarray):
         items: list[Any] = [grads]
     elif isinstance(grads, Mapping | str | bytes) or not isinstance(grads, Iterable):
@@ -107,44 +109,54 @@ def _grad_list(grads: Any, *, writes: bool) -> list[np.ndarray]:
         )
     else:
         items = list(grads)
-    out: list[np.ndarray] = []
-    spans: list[tuple[int, int, int]] = []
+    out = _Grads()
     seen: dict[int, int] = {}
+    other_names: list[int] = []
     for i, g in enumerate(items):
         if g is None:
             continue
         if not isinstance(g, np.ndarray):
             raise TypeError(f"grads[{i}] must be a numpy.ndarray or None, got {type(g).__name__}")
-        if not np.issubdtype(g.dtype, np.floating):
+        if g.dtype.kind != "f":
             raise TypeError(f"grads[{i}] has dtype {g.dtype}; clipping takes floating-point grads")
         if writes and not g.flags.writeable:
             raise ValueError(f"grads[{i}] is read-only")
         if id(g) in seen:  # counted twice in a norm, scaled twice in a clip
             raise ValueError(f"grads[{seen[id(g)]}] and grads[{i}] are the same array")
         seen[id(g)] = i
-        if g.size:
-            lo, hi = _byte_bounds(g)
-            spans.append((lo, hi, i))
-        out.append(g)
-    if writes:  # a grad written twice (or two views of one array) would be scaled twice
-        spans.sort()
-        for (_, end_a, a), (start_b, _, b) in itertools.pairwise(spans):
-            if start_b < end_a:
-                i, j = sorted((a, b))
-                raise ValueError(
-                    f"grads[{i}] and grads[{j}] may share memory: each grad must be given once"
-                )
+        if _native(g):
+            out.native.append(g)
+            out.names.append(i)
+        else:
+            out.others.append(g)
+            other_names.append(i)
+    if writes:  # a grad written twice (two views of one array) would be scaled twice
+        everything = list(zip(out.names + other_names, out.all(), strict=True))
+        for i, g in zip(other_names, out.others, strict=True):
+            for j, h in everything:
+                if h is not g and np.may_share_memory(g, h):
+                    i, j = sorted((i, j))
+                    raise ValueError(
+                        f"grads[{i}] and grads[{j}] may share memory: each grad must be given once"
+                    )
     return out
 
 
-def norm_sums(grads: list[np.ndarray], p: float) -> float:
+def norm_sums(grads: list[np.ndarray] | _Grads, p: float) -> float:
     """sum |g|^p over every grad (max |g| for p = inf), in float64: the fused sweep for the
     arrays it takes, NumPy for the others (float16, strided views, ...)."""
-    native = [g for g in grads if _native(g)]
-    total = float(_core.norm_sums(native, p)[0]) if native else 0.0
-    for g in grads:
-        if not _native(g):
-            total = _combine(total, _numpy_sum(g, p), p)
+    if not isinstance(grads, _Grads):
+        split = _Grads()
+        for i, g in enumerate(grads):
+            if _native(g):
+                split.native.append(g)
+                split.names.append(i)
+            else:
+                split.others.append(g)
+        grads = split
+    total = float(_core.norm_sums(grads.native, p, grads.names)[0]) if grads.native else 0.0
+    for g in grads.others:
+        total = _combine(total, _numpy_sum(g, p), p)
     return total
 
 
@@ -198,7 +210,7 @@ def get_total_norm(grads: Grads, norm_type: float = 2.0, error_if_nonfinite: boo
     return _total_norm(_grad_list(grads, writes=False), p, error_if_nonfinite)
 
 
-def _total_norm(grads: list[np.ndarray], p: float, error_if_nonfinite: bool) -> float:
+def _total_norm(grads: _Grads, p: float, error_if_nonfinite: bool) -> float:
     norm = _root(norm_sums(grads, p), p)
     if error_if_nonfinite and not math.isfinite(norm):
         raise RuntimeError(
@@ -254,23 +266,19 @@ def clip_grad_value_(grads: Grads, clip_value: float) -> None:
     (``torch.nn.utils.clip_grad_value_``); NaN stays NaN."""
     v = check_max_norm(clip_value, "clip_value")
     checked = _grad_list(grads, writes=True)
-    native = [g for g in checked if _native(g)]
+    if checked.native:  # first: it refuses native grads that share memory, writing nothing
+        _core.clamp_grads(checked.native, -v, v, checked.names)
     with np.errstate(all="ignore"):  # np.seterr(all="raise") must not stop it half-way
-        for g in checked:
-            if not _native(g):
-                t = g.dtype.type
-                np.clip(g, t(-v), t(v), out=g)
-    if native:
-        _core.clamp_grads(native, -v, v)
+        for g in checked.others:
+            t = g.dtype.type
+            np.clip(g, t(-v), t(v), out=g)
 
 
-def _scale(grads: list[np.ndarray], coef: float) -> None:
+def _scale(grads: _Grads, coef: float) -> None:
     if coef == 1.0:  # torch multiplies by 1.0: the same values
         return
-    native = [g for g in grads if _native(g)]
+    if grads.native:  # first: it refuses native grads that share memory, writing nothing
+        _core.scale_grads(grads.native, coef, grads.names)
     with np.errstate(all="ignore"):  # inf * 0 is NaN, silently (np.seterr must not stop it)
-        for g in grads:
-            if not _native(g):
-                g *= g.dtype.type(coef)
-    if native:
-        _core.scale_grads(native, coef)
+        for g in grads.others:
+            g *= g.dtype.type(coef)

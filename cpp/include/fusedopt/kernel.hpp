@@ -11,7 +11,9 @@
 //       // these names and hands the kernel one flat array of doubles.
 //   static constexpr std::array state{"exp_avg", ...};     // element-wise state arrays
 //   static constexpr std::array<const char*, N> scalars{"step", ...};  // float64 scalars
-//   struct Coef;                                        // per-tensor constants
+//   struct Coef;   // per-tensor constants, among them `double grad_scale`: the factor
+//                  // every grad element is multiplied by as it is read (-1 with maximize;
+//                  // run_step multiplies in the clip factor of max_grad_norm)
 //   static Coef prepare(const double* hyper, double* const* scalar, void* const* state);
 //       // once per tensor per step, before the element loop: advances the scalar
 //       // state (step counts, running products) and computes every element-
@@ -125,17 +127,13 @@ struct sums_of : std::integral_constant<int, 0> {};
 template <class K>
 struct sums_of<K, std::void_t<decltype(K::n_sums)>> : std::integral_constant<int, K::n_sums> {};
 
-// f(p, g, s, m) over pieces of elements [start, start + count) of tensor r as arrays of T
-// (p, the grad as the kernel sees it, the state pointers, the length): the grad scaled by
-// `scale` in sub-blocks when it is not 1 (reduce.hpp: with_scaled_grad).
+// f(p, g, s, n) with tensor r's arrays as T from element `start` on: the parameter, the
+// grad, the state pointers (null where absent).
 template <class T, class F>
-inline void on_piece(const TensorRef& r, std::size_t start, std::size_t count, double scale, F&& f) {
-    T* p = static_cast<T*>(r.param) + start;
-    with_scaled_grad(static_cast<const T*>(r.grad) + start, count, scale, [&](const T* g, std::size_t off, std::size_t m) {
-        T* s[kMaxState];
-        for (int k = 0; k < kMaxState; ++k) s[k] = r.state[k] ? static_cast<T*>(r.state[k]) + start + off : nullptr;
-        f(p + off, g, static_cast<T* const*>(s), m);
-    });
+inline void on_piece(const TensorRef& r, std::size_t start, std::size_t count, F&& f) {
+    T* s[kMaxState];
+    for (int k = 0; k < kMaxState; ++k) s[k] = r.state[k] ? static_cast<T*>(r.state[k]) + start : nullptr;
+    f(static_cast<T*>(r.param) + start, static_cast<const T*>(r.grad) + start, static_cast<T* const*>(s), count);
 }
 
 // Runs kernel K for one step over all tensors, in one native call:
@@ -144,7 +142,11 @@ inline void on_piece(const TensorRef& r, std::size_t start, std::size_t count, d
 //      answers the non-finite guard. Without: the guard's own finiteness pass, if asked.
 //   2. the per-tensor constants (serial, cheap);
 //   3. a kernel with a reduction pass (LAMB, LARS): its per-tensor sums, then finish();
-//   4. one parallel sweep over all elements, the clip factor folded into the grads read.
+//   4. one parallel sweep over all elements.
+// The clip factor reaches the kernels through Coef::grad_scale, which every kernel
+// multiplies each grad element by as it reads it (the -1 of maximize, and the clip):
+// T(+-factor) * g is exactly what torch's clip_grad_norm_ would have left in the grad
+// (negated for maximize), and the grads are never written.
 template <class K>
 void run_step(std::vector<TensorRef>& tensors, const std::vector<std::size_t>& offsets, const std::vector<std::size_t>& sizes,
               StepControl& ctl) {
@@ -182,6 +184,8 @@ void run_step(std::vector<TensorRef>& tensors, const std::vector<std::size_t>& o
             last.record_after(r);
         }
     }
+    if (scale != 1.0)
+        for (auto& c : coefs) c.grad_scale *= scale;
     // A lambda does not capture a thread_local: the worker threads must see this thread's.
     const TensorRef* refs = tensors.data();
     if constexpr (sums_of<K>::value > 0) {
@@ -191,23 +195,23 @@ void run_step(std::vector<TensorRef>& tensors, const std::vector<std::size_t>& o
         const typename K::Coef* coef = coefs.data();
         parallel_sums<NS>(
             offsets, sizes, Combine::sum,
-            [coef, refs, scale](std::size_t t, std::size_t start, std::size_t count, double* out) {
+            [coef, refs](std::size_t t, std::size_t start, std::size_t count, double* out) {
                 auto sums = [&](auto* p, auto* g, auto s, std::size_t m) { K::sums(coef[t], p, g, s, m, out); };
                 if (refs[t].is_double)
-                    on_piece<double>(refs[t], start, count, scale, sums);
+                    on_piece<double>(refs[t], start, count, sums);
                 else
-                    on_piece<float>(refs[t], start, count, scale, sums);
+                    on_piece<float>(refs[t], start, count, sums);
             },
             totals.data());
         for (std::size_t t = 0; t < tensors.size(); ++t) K::finish(coefs[t], totals.data() + t * NS);
     }
     const typename K::Coef* coef = coefs.data();
-    parallel_pieces(offsets, sizes, [coef, refs, scale](std::size_t t, std::size_t start, std::size_t count) {
+    parallel_pieces(offsets, sizes, [coef, refs](std::size_t t, std::size_t start, std::size_t count) {
         auto update = [&](auto* p, auto* g, auto s, std::size_t m) { K::update(coef[t], p, g, s, m); };
         if (refs[t].is_double)
-            on_piece<double>(refs[t], start, count, scale, update);
+            on_piece<double>(refs[t], start, count, update);
         else
-            on_piece<float>(refs[t], start, count, scale, update);
+            on_piece<float>(refs[t], start, count, update);
     });
 }
 

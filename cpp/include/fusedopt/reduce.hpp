@@ -48,26 +48,69 @@ inline double lanes_max(const double* v) {
     return m;
 }
 
+// sum of x^2 (Square) or |x| (Abs) over x[0..n) in float64, lane i % kLanes per element.
+// GCC and Clang get the lanes as two vectors of 4 doubles (the compiler does not
+// vectorize a float32 -> float64 sum on its own); the tail, and other compilers, add
+// the same lanes one element at a time: the same bits either way.
+enum class LaneOp { Square, Abs };
+
+template <LaneOp Op, class T>
+double lane_sum(const T* __restrict x, std::size_t n) {
+    static_assert(kLanes == 8, "two vectors of 4 lanes");
+    double v[kLanes] = {};
+    std::size_t i = 0;
+#if defined(__GNUC__)
+    typedef double D4 __attribute__((vector_size(32)));
+    typedef float F4 __attribute__((vector_size(16)));
+    typedef unsigned long long U4 __attribute__((vector_size(32)));
+    const U4 magnitude = {~0ull >> 1, ~0ull >> 1, ~0ull >> 1, ~0ull >> 1};
+    D4 a = {0.0, 0.0, 0.0, 0.0}, b = {0.0, 0.0, 0.0, 0.0};
+    for (; i + kLanes <= n; i += kLanes) {
+        D4 lo, hi;
+        if constexpr (std::is_same_v<T, float>) {
+            F4 flo, fhi;
+            std::memcpy(&flo, x + i, sizeof flo);
+            std::memcpy(&fhi, x + i + 4, sizeof fhi);
+            lo = __builtin_convertvector(flo, D4);
+            hi = __builtin_convertvector(fhi, D4);
+        } else {
+            std::memcpy(&lo, x + i, sizeof lo);
+            std::memcpy(&hi, x + i + 4, sizeof hi);
+        }
+        if constexpr (Op == LaneOp::Square) {
+            a += lo * lo;
+            b += hi * hi;
+        } else {
+            a += (D4)((U4)lo & magnitude);
+            b += (D4)((U4)hi & magnitude);
+        }
+    }
+    for (int k = 0; k < 4; ++k) {
+        v[k] = a[k];
+        v[k + 4] = b[k];
+    }
+#endif
+    for (int k = 0; i < n; ++i, ++k) {
+        const double d = static_cast<double>(x[i]);
+        v[k] += Op == LaneOp::Square ? d * d : std::fabs(d);
+    }
+    return lanes_total(v);
+}
+
 // sum |x|^p over x[0..n) in float64 (p = 1, 2 or any p > 0), or max |x| (p = inf).
 template <class T>
 double piece_norm(const T* __restrict x, std::size_t n, double p) {
+    if (p == 2.0) return lane_sum<LaneOp::Square>(x, n);
+    if (p == 1.0) return lane_sum<LaneOp::Abs>(x, n);
     double v[kLanes] = {};
-    if (p == 2.0) {
-        for_lanes(n, [&](std::size_t i, int k) {
-            const double a = static_cast<double>(x[i]);
-            v[k] += a * a;
-        });
-    } else if (p == 1.0) {
-        for_lanes(n, [&](std::size_t i, int k) { v[k] += std::fabs(static_cast<double>(x[i])); });
-    } else if (std::isinf(p)) {
+    if (std::isinf(p)) {
         for_lanes(n, [&](std::size_t i, int k) {
             const double a = std::fabs(static_cast<double>(x[i]));
             v[k] = (v[k] > a || v[k] != v[k]) ? v[k] : a;
         });
         return lanes_max(v);
-    } else {
-        for_lanes(n, [&](std::size_t i, int k) { v[k] += std::pow(std::fabs(static_cast<double>(x[i])), p); });
     }
+    for_lanes(n, [&](std::size_t i, int k) { v[k] += std::pow(std::fabs(static_cast<double>(x[i])), p); });
     return lanes_total(v);
 }
 
@@ -153,25 +196,6 @@ inline bool accumulate_mean(const std::vector<TensorRef>& tensors, const std::ve
             run(static_cast<float*>(r.param), static_cast<const float*>(r.grad));
     });
     return ok.load(std::memory_order_relaxed);
-}
-
-// Calls f(g_used, offset, m) over [0, count) of a grad: the grad itself when scale is 1,
-// else sub-blocks of it multiplied by T(scale) in a small buffer (as torch's clip would
-// have written them), so that a kernel folds the clip in without writing the grads.
-template <class T, class F>
-inline void with_scaled_grad(const T* g, std::size_t count, double scale, F&& f) {
-    if (scale == 1.0) {
-        f(g, std::size_t{0}, count);
-        return;
-    }
-    constexpr std::size_t kBuf = 512;
-    alignas(64) T buf[kBuf];
-    const T s = static_cast<T>(scale);
-    for (std::size_t off = 0; off < count; off += kBuf) {
-        const std::size_t m = count - off < kBuf ? count - off : kBuf;
-        for (std::size_t i = 0; i < m; ++i) buf[i] = g[off + i] * s;
-        f(static_cast<const T*>(buf), off, m);
-    }
 }
 
 }  // namespace FUSEDOPT_TARGET_NAMESPACE

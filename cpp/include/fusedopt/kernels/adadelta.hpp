@@ -29,7 +29,7 @@ struct Adadelta {
                              square_avg = at(state, "square_avg"), acc_delta = at(state, "acc_delta"), step = at(scalars, "step");
     };
     struct Coef {
-        double lr, rho, rhoc, eps, weight_decay, sign;
+        double lr, rho, rhoc, eps, weight_decay, grad_scale;
     };
 
     static Coef prepare(const double* h, double* const* scalar, void* const* /*state*/) {
@@ -43,11 +43,11 @@ struct Adadelta {
         T* __restrict v = s[Index::square_avg];
         T* __restrict u = s[Index::acc_delta];
         const T lr = static_cast<T>(c.lr), rho = static_cast<T>(c.rho), rhoc = static_cast<T>(c.rhoc);
-        const T eps = static_cast<T>(c.eps), wd = static_cast<T>(c.weight_decay), sign = static_cast<T>(c.sign);
+        const T eps = static_cast<T>(c.eps), wd = static_cast<T>(c.weight_decay), grad_scale = static_cast<T>(c.grad_scale);
         with_flags(
             [&](auto decay) {
                 for (std::size_t i = 0; i < n; ++i) {
-                    T gi = sign * g[i];
+                    T gi = grad_scale * g[i];
                     if constexpr (decay) gi = gi + wd * p[i];
                     const T vi = rho * v[i] + rhoc * (gi * gi);
                     v[i] = vi;

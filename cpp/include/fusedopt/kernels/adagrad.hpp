@@ -28,7 +28,7 @@ struct Adagrad {
                              step = at(scalars, "step");
     };
     struct Coef {
-        double clr, weight_decay, eps, sign;
+        double clr, weight_decay, eps, grad_scale;
     };
 
     static Coef prepare(const double* h, double* const* scalar, void* const* /*state*/) {
@@ -42,11 +42,11 @@ struct Adagrad {
     static void update(const Coef& c, T* __restrict p, const T* __restrict g, T* const* s, std::size_t n) {
         T* __restrict sum = s[Index::sum];
         const T clr = static_cast<T>(c.clr), wd = static_cast<T>(c.weight_decay);
-        const T eps = static_cast<T>(c.eps), sign = static_cast<T>(c.sign);
+        const T eps = static_cast<T>(c.eps), grad_scale = static_cast<T>(c.grad_scale);
         with_flags(
             [&](auto decay) {
                 for (std::size_t i = 0; i < n; ++i) {
-                    T gi = sign * g[i];
+                    T gi = grad_scale * g[i];
                     if constexpr (decay) gi = gi + wd * p[i];
                     const T si = sum[i] + gi * gi;
                     sum[i] = si;

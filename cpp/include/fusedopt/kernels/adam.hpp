@@ -37,7 +37,7 @@ struct Adam {
                              step = at(scalars, "step");
     };
     struct Coef {
-        double beta1c, beta2, beta2c, eps, weight_decay, decay, step_size, inv_bc2_sqrt, sign;
+        double beta1c, beta2, beta2c, eps, weight_decay, decay, step_size, inv_bc2_sqrt, grad_scale;
         bool decoupled;
     };
 
@@ -67,11 +67,11 @@ struct Adam {
         const T b1c = static_cast<T>(c.beta1c), b2 = static_cast<T>(c.beta2), b2c = static_cast<T>(c.beta2c);
         const T eps = static_cast<T>(c.eps), wd = static_cast<T>(c.weight_decay), decay = static_cast<T>(c.decay);
         const T step_size = static_cast<T>(c.step_size), inv_bc2 = static_cast<T>(c.inv_bc2_sqrt);
-        const T sign = static_cast<T>(c.sign);
+        const T grad_scale = static_cast<T>(c.grad_scale);
         with_flags(
             [&](auto l2, auto decoupled, auto amsgrad) {
                 for (std::size_t i = 0; i < n; ++i) {
-                    T gi = sign * g[i];
+                    T gi = grad_scale * g[i];
                     T pi = p[i];
                     if constexpr (l2) gi = gi + wd * pi;
                     if constexpr (decoupled) pi = pi * decay;

@@ -27,7 +27,7 @@ struct Adamax {
                              exp_avg = at(state, "exp_avg"), exp_inf = at(state, "exp_inf"), step = at(scalars, "step");
     };
     struct Coef {
-        double clr, beta1c, beta2, eps, weight_decay, sign;
+        double clr, beta1c, beta2, eps, weight_decay, grad_scale;
     };
 
     static Coef prepare(const double* h, double* const* scalar, void* const* /*state*/) {
@@ -42,11 +42,11 @@ struct Adamax {
         T* __restrict m = s[Index::exp_avg];
         T* __restrict u = s[Index::exp_inf];
         const T clr = static_cast<T>(c.clr), b1c = static_cast<T>(c.beta1c), b2 = static_cast<T>(c.beta2);
-        const T eps = static_cast<T>(c.eps), wd = static_cast<T>(c.weight_decay), sign = static_cast<T>(c.sign);
+        const T eps = static_cast<T>(c.eps), wd = static_cast<T>(c.weight_decay), grad_scale = static_cast<T>(c.grad_scale);
         with_flags(
             [&](auto decay) {
                 for (std::size_t i = 0; i < n; ++i) {
-                    T gi = sign * g[i];
+                    T gi = grad_scale * g[i];
                     if constexpr (decay) gi = gi + wd * p[i];
                     const T mi = m[i] + b1c * (gi - m[i]);
                     m[i] = mi;

@@ -28,7 +28,7 @@ struct LAMB {
                              exp_avg = at(state, "exp_avg"), exp_avg_sq = at(state, "exp_avg_sq"), step = at(scalars, "step");
     };
     struct Coef {
-        double beta1, beta1c, beta2, beta2c, bc1, bc2, eps, eps_root, weight_decay, lr, step_size;
+        double beta1, beta1c, beta2, beta2c, bc1, bc2, eps, eps_root, weight_decay, lr, step_size, grad_scale;
     };
     static constexpr int n_sums = 2;  // ||p||^2, ||u||^2
 
@@ -45,7 +45,8 @@ struct LAMB {
                 h[Index::eps_root],
                 h[Index::weight_decay],
                 h[Index::lr],
-                0.0};
+                0.0,
+                1.0};
     }
 
     // The update direction of one element from its new moments (both passes compute it alike).
@@ -61,11 +62,12 @@ struct LAMB {
         T* __restrict m = s[Index::exp_avg];
         T* __restrict v = s[Index::exp_avg_sq];
         const T b1 = static_cast<T>(c.beta1), b1c = static_cast<T>(c.beta1c);
-        const T b2 = static_cast<T>(c.beta2), b2c = static_cast<T>(c.beta2c);
+        const T b2 = static_cast<T>(c.beta2), b2c = static_cast<T>(c.beta2c), gs = static_cast<T>(c.grad_scale);
         double pp[kLanes] = {}, uu[kLanes] = {};
         for_lanes(n, [&](std::size_t i, int k) {
-            const T mi = b1c * g[i] + b1 * m[i];
-            const T vi = b2c * (g[i] * g[i]) + b2 * v[i];
+            const T gi = gs * g[i];
+            const T mi = b1c * gi + b1 * m[i];
+            const T vi = b2c * (gi * gi) + b2 * v[i];
             m[i] = mi;
             v[i] = vi;
             const double pd = static_cast<double>(p[i]), ud = static_cast<double>(direction(c, mi, vi, p[i]));

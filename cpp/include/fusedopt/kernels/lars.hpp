@@ -30,22 +30,22 @@ struct LARS {
                              momentum = at(hyper, "momentum"), nesterov = at(hyper, "nesterov"), trace = at(state, "trace");
     };
     struct Coef {
-        double lr, weight_decay, trust_coefficient, eps, momentum, ratio;
+        double lr, weight_decay, trust_coefficient, eps, momentum, ratio, grad_scale;
         bool nesterov;
     };
     static constexpr int n_sums = 2;  // ||p||^2, ||g + weight_decay * p||^2
 
     static Coef prepare(const double* h, double* const* /*scalar*/, void* const* /*state*/) {
-        return {h[Index::lr], h[Index::weight_decay],   h[Index::trust_coefficient], h[Index::eps], h[Index::momentum],
+        return {h[Index::lr], h[Index::weight_decay],   h[Index::trust_coefficient], h[Index::eps], h[Index::momentum], 1.0,
                 1.0,          h[Index::nesterov] != 0.0};
     }
 
     template <class T>
     static void sums(const Coef& c, const T* __restrict p, const T* __restrict g, T* const* /*s*/, std::size_t n, double* out) {
-        const T wd = static_cast<T>(c.weight_decay);
+        const T wd = static_cast<T>(c.weight_decay), gs = static_cast<T>(c.grad_scale);
         double pp[kLanes] = {}, uu[kLanes] = {};
         for_lanes(n, [&](std::size_t i, int k) {
-            const double pd = static_cast<double>(p[i]), ud = static_cast<double>(g[i] + wd * p[i]);
+            const double pd = static_cast<double>(p[i]), ud = static_cast<double>(gs * g[i] + wd * p[i]);
             pp[k] += pd * pd;
             uu[k] += ud * ud;
         });
@@ -59,11 +59,11 @@ struct LARS {
     static void update(const Coef& c, T* __restrict p, const T* __restrict g, T* const* s, std::size_t n) {
         T* __restrict t = s[Index::trace];
         const T wd = static_cast<T>(c.weight_decay), ratio = static_cast<T>(c.ratio), neg_lr = static_cast<T>(-c.lr);
-        const T mom = static_cast<T>(c.momentum);
+        const T mom = static_cast<T>(c.momentum), gs = static_cast<T>(c.grad_scale);
         with_flags(
             [&](auto momentum, auto nesterov) {
                 for (std::size_t i = 0; i < n; ++i) {
-                    T u = (g[i] + wd * p[i]) * ratio * neg_lr;
+                    T u = (gs * g[i] + wd * p[i]) * ratio * neg_lr;
                     if constexpr (momentum) {
                         const T ti = u + mom * t[i];
                         t[i] = ti;

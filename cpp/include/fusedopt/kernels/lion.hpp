@@ -28,7 +28,7 @@ struct Lion {
                              exp_avg = at(state, "exp_avg");
     };
     struct Coef {
-        double lr, beta1, beta1c, beta2, beta2c, weight_decay, sign;
+        double lr, beta1, beta1c, beta2, beta2c, weight_decay, grad_scale;
     };
 
     static Coef prepare(const double* h, double* const* /*scalar*/, void* const* /*state*/) {
@@ -49,11 +49,11 @@ struct Lion {
         T* __restrict m = s[Index::exp_avg];
         const T lr = static_cast<T>(c.lr), b1 = static_cast<T>(c.beta1), b1c = static_cast<T>(c.beta1c);
         const T b2 = static_cast<T>(c.beta2), b2c = static_cast<T>(c.beta2c);
-        const T wd = static_cast<T>(c.weight_decay), sign = static_cast<T>(c.sign);
+        const T wd = static_cast<T>(c.weight_decay), grad_scale = static_cast<T>(c.grad_scale);
         with_flags(
             [&](auto decay) {
                 for (std::size_t i = 0; i < n; ++i) {
-                    const T gi = sign * g[i];
+                    const T gi = grad_scale * g[i];
                     const T mi = m[i];
                     T u = sign_of(b1 * mi + b1c * gi);
                     if constexpr (decay) u = u + wd * p[i];

@@ -34,7 +34,7 @@ struct NAdam {
                              mu_product = at(scalars, "mu_product");
     };
     struct Coef {
-        double beta1c, beta2, beta2c, eps, weight_decay, decay, inv_bc2, coef_g, coef_m, sign;
+        double beta1c, beta2, beta2c, eps, weight_decay, decay, inv_bc2, coef_g, coef_m, grad_scale;
         bool decoupled;
     };
 
@@ -68,11 +68,11 @@ struct NAdam {
         const T b1c = static_cast<T>(c.beta1c), b2 = static_cast<T>(c.beta2), b2c = static_cast<T>(c.beta2c);
         const T eps = static_cast<T>(c.eps), wd = static_cast<T>(c.weight_decay), decay = static_cast<T>(c.decay);
         const T inv_bc2 = static_cast<T>(c.inv_bc2), coef_g = static_cast<T>(c.coef_g);
-        const T coef_m = static_cast<T>(c.coef_m), sign = static_cast<T>(c.sign);
+        const T coef_m = static_cast<T>(c.coef_m), grad_scale = static_cast<T>(c.grad_scale);
         with_flags(
             [&](auto l2, auto decoupled) {
                 for (std::size_t i = 0; i < n; ++i) {
-                    T gi = sign * g[i];
+                    T gi = grad_scale * g[i];
                     T pi = p[i];
                     if constexpr (l2) gi = gi + wd * pi;
                     if constexpr (decoupled) pi = pi * decay;

@@ -33,7 +33,7 @@ struct RMSprop {
                              step = at(scalars, "step");
     };
     struct Coef {
-        double lr, alpha, alphac, eps, weight_decay, momentum, sign;
+        double lr, alpha, alphac, eps, weight_decay, momentum, grad_scale;
     };
 
     static Coef prepare(const double* h, double* const* scalar, void* const* /*state*/) {
@@ -55,11 +55,11 @@ struct RMSprop {
         T* __restrict m = s[Index::grad_avg];
         const T lr = static_cast<T>(c.lr), alpha = static_cast<T>(c.alpha), alphac = static_cast<T>(c.alphac);
         const T eps = static_cast<T>(c.eps), wd = static_cast<T>(c.weight_decay);
-        const T mom = static_cast<T>(c.momentum), sign = static_cast<T>(c.sign);
+        const T mom = static_cast<T>(c.momentum), grad_scale = static_cast<T>(c.grad_scale);
         with_flags(
             [&](auto decay, auto momentum, auto centered) {
                 for (std::size_t i = 0; i < n; ++i) {
-                    T gi = sign * g[i];
+                    T gi = grad_scale * g[i];
                     if constexpr (decay) gi = gi + wd * p[i];
                     const T vi = alpha * v[i] + alphac * (gi * gi);
                     v[i] = vi;

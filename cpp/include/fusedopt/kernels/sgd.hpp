@@ -29,7 +29,7 @@ struct SGD {
                              step = at(scalars, "step");
     };
     struct Coef {
-        double lr, momentum, one_minus_dampening, weight_decay, sign;
+        double lr, momentum, one_minus_dampening, weight_decay, grad_scale;
         bool nesterov, first;
     };
 
@@ -53,11 +53,11 @@ struct SGD {
         T* __restrict buf = s[Index::momentum_buffer];
         const T lr = static_cast<T>(c.lr), mom = static_cast<T>(c.momentum);
         const T damp = static_cast<T>(c.one_minus_dampening), wd = static_cast<T>(c.weight_decay);
-        const T sign = static_cast<T>(c.sign);
+        const T grad_scale = static_cast<T>(c.grad_scale);
         with_flags(
             [&](auto decay, auto momentum, auto first, auto nesterov) {
                 for (std::size_t i = 0; i < n; ++i) {
-                    T d = sign * g[i];
+                    T d = grad_scale * g[i];
                     if constexpr (decay) d = d + wd * p[i];
                     if constexpr (momentum) {
                         T b;
