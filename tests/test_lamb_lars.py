@@ -79,41 +79,37 @@ def problem(rng, shapes=((4, 3), (5,), (2, 2, 2)), steps=6):
     return params, grads
 
 
-LAMB_CASES = [
-    pytest.param(dict(lr=0.01), {}, id="defaults"),
+CASES = [
+    pytest.param(fo.LAMB, optax_lamb, dict(lr=0.01), {}, id="lamb-defaults"),
     pytest.param(
+        fo.LAMB,
+        optax_lamb,
         dict(lr=0.02, betas=(0.8, 0.99), eps=1e-3, eps_root=1e-4, weight_decay=0.1),
         dict(b1=0.8, b2=0.99, eps=1e-3, eps_root=1e-4, wd=0.1),
-        id="all",
+        id="lamb-all",
     ),
-]
-LARS_CASES = [
-    pytest.param(dict(lr=0.5), {}, id="defaults"),
+    pytest.param(fo.LARS, optax_lars, dict(lr=0.5), {}, id="lars-defaults"),
     pytest.param(
+        fo.LARS,
+        optax_lars,
         dict(lr=0.3, weight_decay=0.01, trust_coefficient=0.02, eps=1e-3, momentum=0.8),
         dict(wd=0.01, tc=0.02, eps=1e-3, momentum=0.8),
-        id="all",
+        id="lars-all",
     ),
-    pytest.param(dict(lr=0.5, nesterov=True), dict(nesterov=True), id="nesterov"),
-    pytest.param(dict(lr=2.0, momentum=0.0), dict(momentum=0.0), id="no-momentum"),
+    pytest.param(
+        fo.LARS, optax_lars, dict(lr=0.5, nesterov=True), dict(nesterov=True), id="lars-nesterov"
+    ),
+    pytest.param(
+        fo.LARS, optax_lars, dict(lr=2.0, momentum=0.0), dict(momentum=0.0), id="lars-no-momentum"
+    ),
 ]
 
 
-@pytest.mark.parametrize(("kwargs", "theirs"), LAMB_CASES)
-def test_lamb_follows_optax(kwargs, theirs, backend, dtype, rng):
+@pytest.mark.parametrize(("cls", "oracle", "kwargs", "theirs"), CASES)
+def test_follows_optax(cls, oracle, kwargs, theirs, backend, dtype, rng):
     params, grads = problem(rng)
-    expected = optax_lamb(params, grads, kwargs["lr"], **theirs)
-    got = run(fo.LAMB, params, grads, dtype, backend, **kwargs)
-    tol = 1e-12 if dtype == np.float64 else 2e-5
-    for p, e in zip(got, expected, strict=True):
-        np.testing.assert_allclose(p, e, rtol=tol, atol=tol)
-
-
-@pytest.mark.parametrize(("kwargs", "theirs"), LARS_CASES)
-def test_lars_follows_optax(kwargs, theirs, backend, dtype, rng):
-    params, grads = problem(rng)
-    expected = optax_lars(params, grads, kwargs["lr"], **theirs)
-    got = run(fo.LARS, params, grads, dtype, backend, **kwargs)
+    expected = oracle(params, grads, kwargs["lr"], **theirs)
+    got = run(cls, params, grads, dtype, backend, **kwargs)
     tol = 1e-12 if dtype == np.float64 else 2e-5
     for p, e in zip(got, expected, strict=True):
         np.testing.assert_allclose(p, e, rtol=tol, atol=tol)
