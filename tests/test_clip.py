@@ -764,6 +764,7 @@ BAD_ARGS: list[tuple[str, Any, type[Exception]]] = [
     for arg, cases in {
         "max_norm": [
             (-1.0, ValueError),
+            (10**400, ValueError),
             (math.nan, ValueError),
             (-math.inf, ValueError),
             ("1.0", TypeError),
@@ -827,6 +828,7 @@ BAD_OPT_ARGS = [
     ("max_grad_norm", -1.0, ValueError),
     ("max_grad_norm", math.nan, ValueError),
     ("max_grad_norm", -math.inf, ValueError),
+    ("max_grad_norm", 10**400, ValueError),  # beyond float64 (found by test_fuzz)
     ("max_grad_norm", "1.0", TypeError),
     ("max_grad_norm", True, TypeError),
     ("max_grad_norm", [1.0], TypeError),

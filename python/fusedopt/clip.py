@@ -57,7 +57,10 @@ def check_max_norm(value: Any, name: str, *, allow_none: bool = False) -> Any:
         return None
     if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    x = float(value)
+    try:
+        x = float(value)
+    except OverflowError:  # an int beyond float64, as the hyperparameter rules say it
+        raise ValueError(f"{name} is too large for a float64: {str(value)[:20]}...") from None
     if not x >= 0.0:  # NaN too
         raise ValueError(f"{name} must be >= 0, got {x}")
     return x
