@@ -145,28 +145,11 @@ def _grad_list(grads: Any, *, writes: bool) -> _Grads:
     return out
 
 
-def norm_sums(grads: list[np.ndarray] | _Grads, p: float) -> float:
+def _norm_sums(grads: _Grads, p: float) -> float:
     """sum |g|^p over every grad (max |g| for p = inf), in float64: the fused sweep for the
     arrays it takes, NumPy for the others (float16, strided views, ...)."""
-    if not isinstance(grads, _Grads):
-        split = _Grads()
-        for i, g in enumerate(grads):
-            if _native(g):
-                split.native.append(g)
-                split.names.append(i)
-            else:
-                split.others.append(g)
-        grads = split
     total = float(_core.norm_sums(grads.native, p, grads.names)[0]) if grads.native else 0.0
     for g in grads.others:
-        total = _combine(total, _numpy_sum(g, p), p)
-    return total
-
-
-def reference_norm_sums(grads: list[np.ndarray], p: float) -> float:
-    """:func:`norm_sums` in NumPy alone (the ``backend="numpy"`` optimizers use it)."""
-    total = 0.0
-    for g in grads:
         total = _combine(total, _numpy_sum(g, p), p)
     return total
 
@@ -194,7 +177,7 @@ def _root(total: float, p: float) -> float:
 
 def reference_total_norm(grads: list[np.ndarray]) -> float:
     """The global L2 norm of ``grads`` in NumPy (``max_grad_norm`` with ``backend="numpy"``)."""
-    return _root(reference_norm_sums(grads, 2.0), 2.0)
+    return math.sqrt(sum(_numpy_sum(g, 2.0) for g in grads))
 
 
 def get_total_norm(grads: Grads, norm_type: float = 2.0, error_if_nonfinite: bool = False) -> float:
@@ -214,7 +197,7 @@ def get_total_norm(grads: Grads, norm_type: float = 2.0, error_if_nonfinite: boo
 
 
 def _total_norm(grads: _Grads, p: float, error_if_nonfinite: bool) -> float:
-    norm = _root(norm_sums(grads, p), p)
+    norm = _root(_norm_sums(grads, p), p)
     if error_if_nonfinite and not math.isfinite(norm):
         raise RuntimeError(
             f"the total norm of order {p} of the grads is {norm}, so they cannot be clipped; "

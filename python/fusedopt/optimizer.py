@@ -24,7 +24,7 @@ import numpy as np
 
 from . import _core
 from ._memory import spread_full_like
-from .clip import check_max_norm, clip_coefficient, norm_sums, reference_total_norm
+from .clip import check_max_norm, clip_coefficient, reference_total_norm
 from .rules import Rule
 
 __all__ = ["BACKENDS", "Optimizer", "ParamGroup", "Params"]
@@ -318,7 +318,7 @@ class Optimizer:
                 checked = self._plan.checked_grads(grads, groups)
                 if self._skip_nonfinite and not self._plan.all_finite(checked):
                     if max_norm is not None or want_norm:  # as a skipped step reports it later
-                        self.last_grad_norm = math.sqrt(norm_sums(checked, 2.0))
+                        self.last_grad_norm = self._grad_norm(checked)
                     self.skipped_steps += 1
                     return
                 self._build_state(in_use)
@@ -335,8 +335,7 @@ class Optimizer:
             checked = self._plan.checked_grads(grads, groups)
             scale = 1.0
             if max_norm is not None or want_norm:
-                norm = reference_total_norm(checked)
-                self.last_grad_norm = norm
+                norm = self.last_grad_norm = self._grad_norm(checked)
                 if max_norm is not None:
                     scale = clip_coefficient(max_norm, norm)
             if self._skip_nonfinite and not self._plan.all_finite(checked):
@@ -352,6 +351,13 @@ class Optimizer:
                     for p in group["params"]:
                         type(self).reference_step(p, checked[i], self._state[i], **kwargs)
                         i += 1
+
+    def _grad_norm(self, checked: list[np.ndarray]) -> float:
+        """The global L2 norm of grads from ``checked_grads``, by this optimizer's backend
+        (the fused step computes it inside its own call)."""
+        if self.backend == "numpy":
+            return reference_total_norm(checked)
+        return math.sqrt(_core.norm_sums(checked, 2.0)[0])
 
     def _check_groups(self) -> None:
         """Raises TypeError/ValueError for the first bad hyperparameter of any group."""

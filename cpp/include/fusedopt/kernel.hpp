@@ -230,11 +230,5 @@ inline void with_flags(F&& f, bool first, Rest... rest) {
         with_flags([&](auto... c) { f(std::false_type{}, c...); }, rest...);
 }
 
-// NaN-propagating maximum, like numpy.maximum and torch.maximum.
-template <class T>
-inline T nan_max(T a, T b) {
-    return (a > b || a != a) ? a : b;
-}
-
 }  // namespace FUSEDOPT_TARGET_NAMESPACE
 }  // namespace fusedopt

@@ -68,6 +68,12 @@ inline namespace FUSEDOPT_TARGET_NAMESPACE {
 
 inline std::size_t round_up(std::size_t n, std::size_t to) { return (n + to - 1) / to * to; }
 
+// NaN-propagating maximum, like numpy.maximum and torch.maximum (kernels and reductions).
+template <class T>
+inline T nan_max(T a, T b) {
+    return (a > b || a != a) ? a : b;
+}
+
 // offsets[t] is the start of tensor t in the padded flat list; offsets[size] is the
 // padded total. sizes[t] is the real element count of tensor t.
 inline void build_offsets(const std::vector<std::size_t>& sizes, std::vector<std::size_t>& offsets) {
@@ -127,10 +133,7 @@ void parallel_pieces(const std::vector<std::size_t>& offsets, const std::vector<
 enum class Combine { sum, max };
 
 namespace detail {
-inline double combine(Combine op, double a, double b) {
-    if (op == Combine::sum) return a + b;
-    return (a > b || a != a) ? a : b;  // NaN wins, as numpy.maximum
-}
+inline double combine(Combine op, double a, double b) { return op == Combine::sum ? a + b : nan_max(a, b); }
 
 // The pieces of a reduction: piece_base[t] is the slot of tensor t's first block.
 inline std::size_t first_block(const std::size_t* offsets, std::size_t t) { return offsets[t] / kReduceBlock; }
@@ -165,12 +168,12 @@ struct ReduceSweep {
 };
 }  // namespace detail
 
-// A reduction over every element of every tensor: body(t, start, count, out) writes the NS
-// partial results of elements [start, start + count) of tensor t into out[0..NS) (it need
-// not read them first). per_tensor[t * NS + j] receives tensor t's results, combined with
-// `op` piece by piece in order; the return value is sum (or max) over the tensors, in
-// order, of result 0. The pieces do not depend on the number of threads, so neither do the
-// bits of any result. A tensor of no elements gets op's identity (0).
+// A reduction over every element of every tensor: body(t, start, count, out) adds the NS
+// partial results of elements [start, start + count) of tensor t into out[0..NS) (zeroed
+// before the sweep; a piece's own slots, which no other call touches). per_tensor[t * NS + j] receives tensor t's results,
+// combined with `op` piece by piece in order; the return value is sum (or max) over the tensors, in order, of result 0. The
+// pieces do not depend on the number of threads, so neither do the bits of any result. A tensor of no elements gets op's identity
+// (0).
 template <int NS, class Body>
 double parallel_sums(const std::vector<std::size_t>& offsets, const std::vector<std::size_t>& sizes, Combine op, Body&& body,
                      double* per_tensor) {

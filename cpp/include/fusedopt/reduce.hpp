@@ -44,7 +44,7 @@ inline double lanes_total(const double* v) { return ((v[0] + v[4]) + (v[2] + v[6
 // NaN-propagating maximum of the lanes.
 inline double lanes_max(const double* v) {
     double m = v[0];
-    for (int k = 1; k < kLanes; ++k) m = (m > v[k] || m != m) ? m : v[k];
+    for (int k = 1; k < kLanes; ++k) m = nan_max(m, v[k]);
     return m;
 }
 
@@ -105,10 +105,7 @@ double piece_norm(const T* __restrict x, std::size_t n, double p) {
     if (p == 1.0) return lane_sum<LaneOp::Abs>(x, n);
     double v[kLanes] = {};
     if (std::isinf(p)) {
-        for_lanes(n, [&](std::size_t i, int k) {
-            const double a = std::fabs(static_cast<double>(x[i]));
-            v[k] = (v[k] > a || v[k] != v[k]) ? v[k] : a;
-        });
+        for_lanes(n, [&](std::size_t i, int k) { v[k] = nan_max(v[k], std::fabs(static_cast<double>(x[i]))); });
         return lanes_max(v);
     }
     for_lanes(n, [&](std::size_t i, int k) { v[k] += std::pow(std::fabs(static_cast<double>(x[i])), p); });
@@ -124,8 +121,8 @@ inline double grad_norm_sums(const std::vector<TensorRef>& tensors, const std::v
         offsets, sizes, std::isinf(p) ? Combine::max : Combine::sum,
         [refs, p](std::size_t t, std::size_t start, std::size_t count, double* out) {
             const TensorRef& r = refs[t];
-            out[0] = r.is_double ? piece_norm(static_cast<const double*>(r.grad) + start, count, p)
-                                 : piece_norm(static_cast<const float*>(r.grad) + start, count, p);
+            out[0] += r.is_double ? piece_norm(static_cast<const double*>(r.grad) + start, count, p)
+                                  : piece_norm(static_cast<const float*>(r.grad) + start, count, p);
         },
         per_tensor);
 }
@@ -172,8 +169,7 @@ inline void rewrite_grads(const std::vector<TensorRef>& tensors, const std::vect
 
 // MultiSteps' running mean: acc += (g - acc) / count for every tensor (`param` is the
 // accumulator, `grad` the micro-batch grad), as optax.MultiSteps; count 1 (a window's
-// first grad) copies it. Returns whether every
-// grad was finite (checked in the same sweep).
+// first grad) copies it. Returns whether every grad was finite (checked in the same sweep).
 inline bool accumulate_mean(const std::vector<TensorRef>& tensors, const std::vector<std::size_t>& offsets,
                             const std::vector<std::size_t>& sizes, double count) {
     std::atomic<bool> ok{true};
