@@ -26,6 +26,9 @@ rows = [
     ("Lion", {}),
     ("LAMB", {}),
     ("LARS", {}),
+    ("ASGD", {}),
+    ("ASGD", dict(t0=0.0)),
+    ("Rprop", {}),
     ("Adam", dict(max_grad_norm=1.0)),
 ]
 rng = np.random.default_rng(0)

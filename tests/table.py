@@ -19,7 +19,8 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -43,7 +44,15 @@ OPTIMIZERS: list[type[fo.Optimizer]] = [
     fo.Lion,
     fo.LAMB,
     fo.LARS,
+    fo.ASGD,
+    fo.Rprop,
 ]
+
+#: The classes that step themselves (``kernel = None``): no Plan kernel, so the table's
+#: generic properties do not apply (LBFGS steps from a closure, Muon takes 2-D parameters
+#: only, SparseAdam row-sparse grads, Adafactor keeps state of other shapes); each has
+#: its own test file, and their signatures are checked with the others'.
+SELF_STEPPING: list[type[fo.Optimizer]] = [fo.Adafactor, fo.LBFGS, fo.Muon, fo.SparseAdam]
 
 ROWS: list[tuple[str, type[fo.Optimizer], dict[str, Any]]] = [
     ("sgd", fo.SGD, dict(lr=0.1)),
@@ -112,6 +121,20 @@ ROWS: list[tuple[str, type[fo.Optimizer], dict[str, Any]]] = [
     ("lars", fo.LARS, dict(lr=0.5)),
     ("lars-nesterov-wd-eps", fo.LARS, dict(lr=0.5, weight_decay=0.01, eps=1e-3, nesterov=True)),
     ("lars-no-momentum-trust", fo.LARS, dict(lr=1.0, momentum=0.0, trust_coefficient=0.01)),
+    ("asgd", fo.ASGD, dict(lr=0.05)),
+    # t0 = 0.5: mu = 1 / (t - 0.5) from step 3 on, so ax averages instead of copying
+    (
+        "asgd-t0-lambd-alpha-wd",
+        fo.ASGD,
+        dict(lr=0.05, lambd=0.05, alpha=0.5, t0=0.5, weight_decay=0.1),
+    ),
+    ("asgd-maximize", fo.ASGD, dict(lr=0.02, lambd=0.1, alpha=1.0, t0=2.0, maximize=True)),
+    ("rprop", fo.Rprop, dict(lr=0.01)),
+    (
+        "rprop-etas-step_sizes-maximize",
+        fo.Rprop,
+        dict(lr=0.05, etas=(0.3, 1.5), step_sizes=(1e-3, 0.1), maximize=True),
+    ),
 ]
 
 CONFIGS = [pytest.param(cls, kwargs, id=name) for name, cls, kwargs in ROWS]
@@ -135,6 +158,11 @@ class Signature:
     #: The default of every hyperparameter, as ``defaults`` and the param groups hold it
     #: (AdamW's ``decoupled_weight_decay`` is a group key, not an argument, as in torch).
     defaults: Mapping[str, Any]
+    #: Arguments whose default differs from the value the groups then hold (LBFGS's
+    #: ``max_eval=None`` becomes ``max_iter * 5 // 4``), as in torch.
+    arguments: Mapping[str, Any] = field(default_factory=dict)
+    #: fusedopt's own keyword arguments beyond torch's (Muon's ``ns_dtype``).
+    ours: tuple[str, ...] = ()
 
 
 SIGNATURES: dict[type[fo.Optimizer], Signature] = {
@@ -247,6 +275,73 @@ SIGNATURES: dict[type[fo.Optimizer], Signature] = {
         (),
         dict(lr=1e-3, weight_decay=0, trust_coefficient=1e-3, eps=0, momentum=0.9, nesterov=False),
     ),
+    fo.ASGD: Signature(
+        ("lr", "lambd", "alpha", "t0", "weight_decay"),
+        ("maximize",),
+        dict(lr=1e-2, lambd=1e-4, alpha=0.75, t0=1e6, weight_decay=0, maximize=False),
+    ),
+    fo.Rprop: Signature(
+        ("lr", "etas", "step_sizes"),
+        ("maximize",),
+        dict(lr=1e-2, etas=(0.5, 1.2), step_sizes=(1e-6, 50), maximize=False),
+    ),
+    fo.Adafactor: Signature(
+        ("lr", "beta2_decay", "eps", "d", "weight_decay"),
+        ("maximize",),
+        dict(lr=1e-2, beta2_decay=-0.8, eps=(None, 1e-3), d=1.0, weight_decay=0, maximize=False),
+    ),
+    fo.LBFGS: Signature(
+        (
+            "lr",
+            "max_iter",
+            "max_eval",
+            "tolerance_grad",
+            "tolerance_change",
+            "history_size",
+            "line_search_fn",
+        ),
+        (),
+        dict(
+            lr=1,
+            max_iter=20,
+            max_eval=25,
+            tolerance_grad=1e-7,
+            tolerance_change=1e-9,
+            history_size=100,
+            line_search_fn=None,
+        ),
+        arguments=MappingProxyType({"max_eval": None}),
+    ),
+    fo.Muon: Signature(
+        (
+            "lr",
+            "weight_decay",
+            "momentum",
+            "nesterov",
+            "ns_coefficients",
+            "eps",
+            "ns_steps",
+            "adjust_lr_fn",
+        ),
+        ("ns_dtype",),
+        dict(
+            lr=1e-3,
+            weight_decay=0.1,
+            momentum=0.95,
+            nesterov=True,
+            ns_coefficients=(3.4445, -4.775, 2.0315),
+            eps=1e-7,
+            ns_steps=5,
+            adjust_lr_fn=None,
+            ns_dtype="float32",
+        ),
+        ours=("ns_dtype",),
+    ),
+    fo.SparseAdam: Signature(
+        ("lr", "betas", "eps", "maximize"),
+        (),
+        dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, maximize=False),
+    ),
 }
 
 
@@ -347,6 +442,38 @@ HAND_ERRORS: list[tuple[type[fo.Optimizer], dict[str, Any], type[Exception], str
     (fo.LARS, dict(momentum=-0.9), ValueError, "momentum"),
     (fo.LARS, dict(nesterov=1), TypeError, "nesterov"),
     (fo.LARS, dict(eps=INF), ValueError, "eps"),
+    # torch.optim.ASGD checks lr and weight_decay; fusedopt also lambd >= 0 (a negative
+    # one makes 1 + lambd * lr * t negative, and eta complex) and alpha >= 0 (a negative
+    # power makes eta grow without bound).
+    (fo.ASGD, dict(lr=-1e-2), ValueError, "lr"),
+    (fo.ASGD, dict(weight_decay=-0.1), ValueError, "weight_decay"),
+    (fo.ASGD, dict(lambd=-1e-4), ValueError, "lambd"),
+    (fo.ASGD, dict(t0=INF), ValueError, "t0"),
+    (fo.ASGD, dict(alpha="0.75"), TypeError, "alpha"),
+    (fo.ASGD, dict(alpha=-0.5), ValueError, "alpha"),
+    (fo.ASGD, dict(maximize=1), TypeError, "maximize"),
+    # torch.optim.Rprop: "0.0 < etas[0] < 1.0 < etas[1]"; fusedopt: step sizes >= 0.
+    (fo.Rprop, dict(lr=-1e-2), ValueError, "lr"),
+    (
+        fo.Rprop,
+        dict(etas=(1.2, 0.5)),
+        ValueError,
+        r"^invalid etas\[0\]: 1\.2; it must be .* in \(0, 1\)$",
+    ),
+    (fo.Rprop, dict(etas=(0.0, 1.2)), ValueError, r"invalid etas\[0\]: 0\.0"),
+    (fo.Rprop, dict(etas=(1.0, 1.2)), ValueError, r"invalid etas\[0\]: 1\.0"),
+    (
+        fo.Rprop,
+        dict(etas=(0.5, 1.0)),
+        ValueError,
+        r"^invalid etas\[1\]: 1\.0; it must be a finite number > 1$",
+    ),
+    (fo.Rprop, dict(etas=(0.5, 0.9)), ValueError, r"invalid etas\[1\]: 0\.9"),
+    (fo.Rprop, dict(etas=(0.5,)), TypeError, "etas must be a sequence of 2"),
+    (fo.Rprop, dict(step_sizes=(-1e-6, 50)), ValueError, r"invalid step_sizes\[0\]: -1e-06"),
+    (fo.Rprop, dict(step_sizes=(1e-6, INF)), ValueError, r"invalid step_sizes\[1\]: inf"),
+    (fo.Rprop, dict(step_sizes=50), TypeError, "step_sizes must be a sequence of 2"),
+    (fo.Rprop, dict(maximize="no"), TypeError, "maximize"),
 ]
 
 # Written out by hand, per key, for every class that has the key: (key, value,
@@ -391,6 +518,11 @@ def valid_number(rule: Rule) -> float:
     return (low + rule.high) / 2 if math.isfinite(rule.high) else low + 0.5
 
 
+def valid_entries(rule: Rule) -> tuple[float, ...]:
+    """One valid number per entry of a real ``rule`` (each entry under its own rule)."""
+    return tuple(valid_number(rule.element(j)) for j in range(rule.width))
+
+
 Case = tuple[str, Any, type[Exception], str]  # (label, value, exception, message regex)
 
 
@@ -405,6 +537,8 @@ def _number_errors(name: str, rule: Rule) -> list[Case]:
     out: list[Case] = []
     if math.isfinite(rule.low):
         out.append(("below-low", rule.low - 1.0, ValueError, invalid(rule.low - 1.0)))
+        if rule.low_open:
+            out.append(("at-open-low", rule.low, ValueError, invalid(rule.low)))
     if math.isfinite(rule.high):
         above = rule.high if rule.high_open else rule.high + 0.5
         label = "at-open-high" if rule.high_open else "above-high"
@@ -442,17 +576,17 @@ def _key_errors(name: str, rule: Rule) -> list[Case]:
         ]
     if rule.width == 1:
         return _number_errors(name, rule)
-    valid = valid_number(rule)
+    valid = valid_entries(rule)
     out: list[Case] = []
     for j in range(rule.width):
-        for label, value, exc, match in _number_errors(f"{name}[{j}]", rule):
-            entries = tuple(value if k == j else valid for k in range(rule.width))
+        for label, value, exc, match in _number_errors(f"{name}[{j}]", rule.element(j)):
+            entries = tuple(value if k == j else valid[k] for k in range(rule.width))
             out.append((f"[{j}]-{label}", entries, exc, match))
     not_a_pair = rf"^{name} must be a sequence of {rule.width} numbers, got "
     for label, value in (
-        ("short", (valid,) * (rule.width - 1)),
-        ("long", (valid,) * (rule.width + 1)),
-        ("number", valid),
+        ("short", valid[:-1]),
+        ("long", (*valid, valid[-1])),
+        ("number", valid[0]),
         ("str", "x" * rule.width),  # a str of the right length is not a sequence of numbers
         ("none", None),
     ):
@@ -511,23 +645,38 @@ def rule_edges(cls: type[fo.Optimizer]) -> list[tuple[str, dict[str, Any]]]:
             if not rule.requires:
                 out.append(("numpy-true", {name: np.True_}))
             continue
-        valid = valid_number(rule)
-        edges = [("f32", np.float32(valid)), ("int", int(valid)), ("numpy-int", np.int64(1))]
-        edges = [(label, x) for label, x in edges if rule.low <= x <= rule.high]
-        if math.isfinite(rule.low):
-            edges.append(("low", rule.low))
-        if math.isfinite(rule.high):
-            top = float(np.nextafter(rule.high, -INF)) if rule.high_open else rule.high
-            edges.append(("high", top))
-        for label, x in edges:
-            if rule.high_open and x >= rule.high:
-                continue
-            value = x if rule.width == 1 else (x,) * rule.width
-            out.append((label, {name: value}))
+        if rule.elements:  # each number at its own edges, the others valid
+            valid = valid_entries(rule)
+            for j in range(rule.width):
+                for label, x in _number_edges(rule.element(j)):
+                    entries = tuple(x if k == j else valid[k] for k in range(rule.width))
+                    out.append((f"[{j}]-{label}", {name: entries}))
+        else:
+            for label, x in _number_edges(rule):
+                value = x if rule.width == 1 else (x,) * rule.width
+                out.append((label, {name: value}))
         if rule.width > 1:
-            out.append(("list", {name: [valid] * rule.width}))
-            out.append(("array", {name: np.full(rule.width, valid)}))
+            out.append(("list", {name: list(valid_entries(rule))}))
+            out.append(("array", {name: np.array(valid_entries(rule))}))
     return out
+
+
+def _number_edges(rule: Rule) -> list[tuple[str, Any]]:
+    """Numbers a real ``rule`` accepts: both ends of its range (the nearest number inside
+    an open end) and other number types."""
+    valid = valid_number(rule)
+    edges = [("f32", np.float32(valid)), ("int", int(valid)), ("numpy-int", np.int64(1))]
+    if math.isfinite(rule.low):
+        edges.append(("low", float(np.nextafter(rule.low, INF)) if rule.low_open else rule.low))
+    if math.isfinite(rule.high):
+        top = float(np.nextafter(rule.high, -INF)) if rule.high_open else rule.high
+        edges.append(("high", top))
+    return [
+        (label, x)
+        for label, x in edges
+        if (x > rule.low if rule.low_open else x >= rule.low)
+        and (x < rule.high if rule.high_open else x <= rule.high)
+    ]
 
 
 ACCEPTED_HYPERPARAMETERS = [

@@ -116,6 +116,8 @@ def test_patterns_derived_from_state() -> None:
     assert got["adam"] == "4R3W"
     assert got["adam-amsgrad"] == "5R4W"
     assert got["adamw"] == "4R3W"
+    assert got["asgd"] == got["asgd-averaging"] == "3R2W"  # ax (eta, mu are scalars)
+    assert got["rprop"] == "4R3W"  # prev, step_size
     assert set(got) >= {"sgd", "adam", "adamw"}
 
 
@@ -128,6 +130,7 @@ def test_variants_discovered_and_selected() -> None:
         if isinstance(getattr(fusedopt, n), type)
         and issubclass(getattr(fusedopt, n), fusedopt.Optimizer)
         and getattr(fusedopt, n) is not fusedopt.Optimizer
+        and getattr(fusedopt, n).kernel is not None  # the self-stepping ones have their own
     }
     assert classes == exported
     assert [v.id for v in bench.variants(["Adam"])] == ["adam", "adam-amsgrad"]

@@ -282,12 +282,14 @@ def test_values_match_the_formula(case, cls, backend):
     assert sched.get_last_lr() == pytest.approx(list(got[-1]), rel=0, abs=0)
 
 
+# every optimizer a training loop steps with dense grads of any shape (Muon: below)
 ALL_OPTIMIZERS = [
     name
     for name in fo.__all__
     if isinstance(getattr(fo, name), type)
     and issubclass(getattr(fo, name), fo.Optimizer)
     and name != "Optimizer"
+    and getattr(fo, name).steps_any_array
 ]
 
 
@@ -791,3 +793,22 @@ def test_a_pytorch_style_subclass_overriding_get_lr():
     np.testing.assert_allclose(sched.lr_at(5), [B0 / 32, B1 / 32], rtol=1e-15)
     with pytest.raises(NotImplementedError, match="get_last_lr"):
         lrs.StepLR(opt, 2).get_lr()
+
+
+@pytest.mark.parametrize("backend", ["fused", "numpy"])
+def test_a_schedule_drives_muon_whose_step_scales_with_lr(backend):
+    """Muon's update is -lr * NS(momentum) (no weight decay): halving the lr with StepLR
+    halves the next displacement of a fresh copy stepped with the same grads."""
+    rng = np.random.default_rng(0)
+    p0 = rng.standard_normal((6, 4))
+    g = rng.standard_normal((6, 4))
+    moved = []
+    for gamma in (1.0, 0.5):
+        p = p0.copy()
+        opt = fo.Muon([p], lr=0.1, weight_decay=0.0, backend=backend)
+        sched = lrs.StepLR(opt, step_size=1, gamma=gamma)
+        sched.step()
+        assert opt.param_groups[0]["lr"] == 0.1 * gamma
+        opt.step([g])
+        moved.append(p - p0)
+    np.testing.assert_allclose(moved[1], 0.5 * moved[0], rtol=1e-12, atol=1e-15)

@@ -143,7 +143,9 @@ def test_fused_matches_reference(cls, kwargs, data):
 @examples(10)
 @given(data=st.data())
 def test_zero_grad_without_weight_decay_changes_no_parameter(cls, kwargs, backend, data):
-    hyper = {**data.draw(hyperparameters(kwargs), label="hyperparameters"), "weight_decay": 0.0}
+    hyper = data.draw(hyperparameters(kwargs), label="hyperparameters")
+    # no decay of p: weight decay, and ASGD's decay term (Rprop has neither)
+    hyper.update({k: 0.0 for k in ("weight_decay", "lambd") if k in cls.hyperparameters})
     params, grads = data.draw(problems(), label="problem")
     zeros = [[np.zeros_like(g) for g in gs] for gs in grads]
     out, _ = run(cls, hyper, params, zeros, backend)

@@ -16,9 +16,15 @@ import pytest
 import fusedopt as fo
 from fusedopt.rules import BETAS, FLAG, NONNEGATIVE, Rule, hyper_table
 
-from .table import OPTIMIZERS, ROWS, SIGNATURES
+from .table import OPTIMIZERS, ROWS, SELF_STEPPING, SIGNATURES
 
-CLASSES = [pytest.param(cls, id=cls.__name__) for cls in OPTIMIZERS]
+CLASSES = [pytest.param(cls, id=cls.__name__) for cls in OPTIMIZERS + SELF_STEPPING]
+KERNEL_CLASSES = [pytest.param(cls, id=cls.__name__) for cls in OPTIMIZERS]
+
+
+def a_param(cls: type[fo.Optimizer]) -> np.ndarray:
+    """A parameter every class takes (Muon: 2-D only)."""
+    return np.zeros((2, 2) if cls is fo.Muon else 2)
 
 
 def torch_class(cls: type[fo.Optimizer]) -> type:
@@ -37,16 +43,21 @@ def test_the_table_covers_every_optimizer():
         and issubclass(obj, fo.Optimizer)
         and obj is not fo.Optimizer
     }
-    assert set(OPTIMIZERS) == exported
+    assert set(OPTIMIZERS) | set(SELF_STEPPING) == exported
+    assert not set(OPTIMIZERS) & set(SELF_STEPPING)
     assert set(SIGNATURES) == exported
-    assert {cls for _, cls, _ in ROWS} == exported  # every class has configurations
+    assert {cls for _, cls, _ in ROWS} == set(OPTIMIZERS)  # every kernel class has configurations
+    assert all(cls.kernel is None for cls in SELF_STEPPING)
 
 
 @pytest.mark.parametrize("cls", CLASSES)
 def test_signature_is_the_tables(cls):
     sig = SIGNATURES[cls]
     params = inspect.signature(cls).parameters
-    options = ("backend", "max_grad_norm", "track_grad_norm")  # fusedopt's own, for every class
+    # fusedopt's own, for every class (LBFGS does not clip: clipping breaks its secant pairs)
+    options = ("backend", "max_grad_norm", "track_grad_norm")
+    if cls is fo.LBFGS:
+        options = ("backend",)
     assert list(params) == ["params", *sig.positional, *sig.keyword_only, *options]
     for name in ("params", *sig.positional):
         assert params[name].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD, name
@@ -54,17 +65,18 @@ def test_signature_is_the_tables(cls):
         assert params[name].kind is inspect.Parameter.KEYWORD_ONLY, name
     assert params["params"].default is inspect.Parameter.empty
     assert params["backend"].default == "fused"
-    assert params["max_grad_norm"].default is None
-    assert params["track_grad_norm"].default is False
+    if "max_grad_norm" in options:
+        assert params["max_grad_norm"].default is None
+        assert params["track_grad_norm"].default is False
     for name in (*sig.positional, *sig.keyword_only):
-        assert params[name].default == sig.defaults[name], name
+        assert params[name].default == sig.arguments.get(name, sig.defaults[name]), name
         assert type(params[name].default) is not list, name  # a pair is a tuple, never shared
 
 
 @pytest.mark.parametrize("cls", CLASSES)
 def test_defaults_are_the_tables(cls):
     expected = SIGNATURES[cls].defaults
-    opt = cls([np.zeros(2)])
+    opt = cls([a_param(cls)])
     assert opt.defaults == expected
     group = opt.param_groups[0]
     assert {k: v for k, v in group.items() if k != "params"} == expected
@@ -75,10 +87,11 @@ def test_defaults_are_the_tables(cls):
 @pytest.mark.parametrize("cls", CLASSES)
 def test_every_hyperparameter_is_a_checked_group_key(cls):
     """The table names group keys only; the kernel reads all but the initial-state ones."""
-    opt = cls([np.zeros(3)])
+    opt = cls([a_param(cls)])
     group = opt.param_groups[0]
-    assert set(cls.hyperparameters) == set(group) - {"params"} == set(SIGNATURES[cls].defaults)
-    assert list(opt.defaults) == list(cls.hyperparameters)  # in the table's (kernel's) order
+    keys = [*cls.hyperparameters, *cls.extra_hyperparameters]
+    assert set(keys) == set(group) - {"params"} == set(SIGNATURES[cls].defaults)
+    assert list(opt.defaults) == keys  # in the table's (kernel's) order, then the extras
     assert set(cls.hyper_names) == set(cls.hyperparameters) - set(cls.init_hyperparameters)
     assert list(cls.hyper_names) == [k for k in cls.hyperparameters if k in cls.hyper_names]
 
@@ -86,10 +99,10 @@ def test_every_hyperparameter_is_a_checked_group_key(cls):
 @pytest.mark.parametrize("cls", CLASSES)
 def test_an_unknown_keyword_is_refused(cls):
     with pytest.raises(TypeError, match="bogus"):
-        cls([np.zeros(3)], bogus=1.0)
-    if "eps" not in cls.hyperparameters:  # Lion has no eps
+        cls([a_param(cls)], bogus=1.0)
+    if "eps" not in SIGNATURES[cls].defaults:  # Lion has no eps
         with pytest.raises(TypeError, match="eps"):
-            cls([np.zeros(3)], eps=1e-8)
+            cls([a_param(cls)], eps=1e-8)
 
 
 # ----------------------------------------------------------------- against torch.optim
@@ -102,22 +115,25 @@ def test_signature_agrees_with_torch(cls):
     positional = [n for n, p in theirs.items() if p.kind is p.POSITIONAL_OR_KEYWORD]
     assert positional[: 1 + len(sig.positional)] == ["params", *sig.positional]
     for name in (*sig.positional, *sig.keyword_only):
+        if name in sig.ours:
+            continue
         assert name in theirs, name
-        assert theirs[name].default == sig.defaults[name], name
+        assert theirs[name].default == sig.arguments.get(name, sig.defaults[name]), name
 
 
 @pytest.mark.parametrize("cls", CLASSES)
 def test_group_keys_and_defaults_agree_with_torch(cls):
     torch = pytest.importorskip("torch")
-    mine = cls([np.zeros(2)]).param_groups[0]
-    theirs = torch_class(cls)([torch.zeros(2)]).param_groups[0]
-    assert set(mine) <= set(theirs)
-    for k in mine.keys() - {"params"}:
+    mine = cls([a_param(cls)]).param_groups[0]
+    theirs = torch_class(cls)([torch.tensor(a_param(cls))]).param_groups[0]
+    ours = set(SIGNATURES[cls].ours)
+    assert set(mine) - ours <= set(theirs)
+    for k in mine.keys() - {"params"} - ours:
         assert mine[k] == theirs[k], k
 
 
 # ------------------------------------------------------- against the kernel's declaration
-@pytest.mark.parametrize("cls", CLASSES)
+@pytest.mark.parametrize("cls", KERNEL_CLASSES)
 def test_the_class_tables_are_the_kernels_declaration(cls):
     declared = fo._core.kernels[cls.kernel]
     read = tuple(
@@ -235,6 +251,8 @@ def test_hyper_table_takes_rules_only():
         (dict(kind="flag", width=2), "cannot hold 2"),
         (dict(requires=(("momentum", ">", 0),)), "only a flag"),
         (dict(kind="flag", requires=(("momentum", "=>", 0),)), "unknown operator"),
+        (dict(width=2, elements=(Rule(),)), "one real rule of width 1 per number"),
+        (dict(width=1, elements=(Rule(kind="flag"),)), "one real rule of width 1 per number"),
     ],
 )
 def test_a_malformed_rule_is_refused(kwargs, match):
@@ -249,6 +267,12 @@ def test_a_malformed_rule_is_refused(kwargs, match):
         (BETAS, "a finite number in [0, 1)"),
         (Rule(low=0.0, high=1.0), "a finite number in [0, 1]"),
         (Rule(high=2.5, high_open=True), "a finite number < 2.5"),
+        (Rule(low=1.0, low_open=True), "a finite number > 1"),
+        (Rule(low=0.0, high=1.0, low_open=True, high_open=True), "a finite number in (0, 1)"),
+        (
+            fo.Rprop.hyperparameters["etas"],
+            "[0] a finite number in (0, 1), [1] a finite number > 1",
+        ),
         (Rule(), "a finite number"),
         (FLAG, "a bool"),
     ],

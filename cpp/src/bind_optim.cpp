@@ -113,7 +113,7 @@ public:
     // rules: the optimizer class's hyperparameter rules, which name its kernel; every
     // step reads the kernel's values from the param groups through them.
     Plan(std::shared_ptr<const HyperRules> rules, py::sequence params, std::vector<int> group_of, int n_groups)
-        : rules_(std::move(rules)), kernel_(rules_ ? &rules_->kernel() : nullptr), n_groups_(n_groups) {
+        : rules_(std::move(rules)), kernel_(rules_ && rules_->has_kernel() ? &rules_->kernel() : nullptr), n_groups_(n_groups) {
         if (!rules_) throw py::type_error("rules must be a HyperRules");
         if (n_groups < 1) throw py::value_error("n_groups must be at least 1");
         const std::size_t n = py::len(params);
@@ -148,15 +148,16 @@ public:
         sort_and_check_disjoint(written_);
         group_of_ = std::move(group_of);
         build_offsets(sizes_, offsets_);
-        hyper_.assign(static_cast<std::size_t>(n_groups_ * kernel_->n_hyper), 0.0);
-        for (std::size_t i = 0; i < n; ++i)
-            refs_[i].hyper = hyper_.data() + static_cast<std::size_t>(group_of_[i] * kernel_->n_hyper);
+        const int n_hyper = kernel_ ? kernel_->n_hyper : 0;
+        hyper_.assign(static_cast<std::size_t>(n_groups_ * n_hyper), 0.0);
+        for (std::size_t i = 0; i < n; ++i) refs_[i].hyper = hyper_.data() + static_cast<std::size_t>(group_of_[i] * n_hyper);
     }
 
     // state[i][k]: None or the k-th state array of params[i]; scalars[i][k]: None or a
     // float64 array of one element holding the k-th scalar state of params[i].
     void set_state(py::sequence state, py::sequence scalars) {
         Busy busy(mu_, owner_);
+        require_kernel();
         const std::size_t n = params_.size();
         if (py::len(state) != n || py::len(scalars) != n) throw py::value_error("state and scalars need one entry per parameter");
         check_params_unchanged();
@@ -218,10 +219,13 @@ public:
     // or a NaN. With max_grad_norm, the update sees the grads scaled as
     // clip_grad_norm_(grads, max_grad_norm) would scale them (the grads are not written);
     // with track_grad_norm alone, the norm is computed and nothing clipped. Returns
-    // (whether the step was taken, the total L2 norm of the grads or NaN if not computed).
+    // (whether the step was taken, the total L2 norm of the grads or NaN if not computed,
+    // how many grads were None). A None grad skips its parameter: the kernel never sees it,
+    // and it counts in no norm.
     py::tuple step(py::handle grads, py::handle groups, bool skip_nonfinite, std::optional<double> max_grad_norm,
                    bool track_grad_norm) {
         Busy busy(mu_, owner_);
+        require_kernel();
         if (!ready_) throw py::value_error("the optimizer state has not been set");
         if (max_grad_norm && !(*max_grad_norm >= 0.0))
             throw py::value_error("max_grad_norm must be >= 0 or None, got " + std::to_string(*max_grad_norm));
@@ -230,11 +234,17 @@ public:
         py::object seq = prepare_grads(grads, copies);
         read_hypers(groups);
         StepControl ctl{skip_nonfinite, track_grad_norm, max_grad_norm.has_value(), max_grad_norm.value_or(0.0), 0.0, true};
-        {
+        const std::size_t skipped = n_none_;
+        if (skipped == 0) {
             py::gil_scoped_release nogil;
             kernel_->step(refs_, offsets_, sizes_, ctl);
+        } else if (with_grads_.empty()) {  // nothing to step: as torch, whose clip_grad_norm_ of no grads is 0
+            ctl.norm = (track_grad_norm || max_grad_norm) ? 0.0 : std::nan("");
+        } else {
+            py::gil_scoped_release nogil;
+            kernel_->step(with_grads_, with_offsets_, with_sizes_, ctl);
         }
-        return py::make_tuple(ctl.taken, ctl.norm);
+        return py::make_tuple(ctl.taken, ctl.norm, skipped);
     }
 
     // MultiSteps' running mean: accs[i] += (grads[i] - accs[i]) / count, for every
@@ -268,7 +278,7 @@ public:
         }
         sort_and_check_disjoint(spans);
         std::vector<py::object> copies;
-        py::object seq = prepare_grads(grads, copies);
+        py::object seq = prepare_grads(grads, copies, nullptr, false);
         for (std::size_t i = 0; i < n; ++i) work[i].grad = refs_[i].grad;
         py::gil_scoped_release nogil;
         return active_target().accumulate_mean(work, offsets_, sizes_, count);
@@ -292,8 +302,10 @@ public:
         Busy busy(mu_, owner_);
         std::vector<py::object> copies;
         py::object seq = prepare_grads(grads, copies);
+        if (n_none_ && with_grads_.empty()) return true;
         py::gil_scoped_release nogil;
-        return active_target().grads_finite(refs_, offsets_, sizes_);
+        return n_none_ == 0 ? active_target().grads_finite(refs_, offsets_, sizes_)
+                            : active_target().grads_finite(with_grads_, with_offsets_, with_sizes_);
     }
 
     std::size_t size() const { return params_.size(); }
@@ -302,7 +314,7 @@ public:
         for (std::size_t s : sizes_) n += s;
         return n;
     }
-    std::string kernel() const { return kernel_->name; }
+    std::string kernel() const { return kernel_ ? kernel_->name : ""; }
 
 private:
     // ValueError if a parameter has been resized, reallocated, retyped, re-laid-out or made
@@ -325,9 +337,16 @@ private:
                     "made read-only, or its dtype or memory layout changed)");
     }
 
+    void require_kernel() const {
+        if (!kernel_) throw py::type_error("this optimizer steps itself: its Plan has no fused kernel");
+    }
+
     // Checks every grad against its parameter and points the work list at it. `used`,
-    // when given, receives the array each parameter will be stepped with.
-    py::object prepare_grads(py::handle grads, std::vector<py::object>& copies, py::list* used = nullptr) {
+    // when given, receives the array each parameter will be stepped with (None for a
+    // None grad, when allowed: that parameter is skipped). With some grads None (n_none_),
+    // with_grads_ / with_offsets_ / with_sizes_ hold the work list of the others.
+    py::object prepare_grads(py::handle grads, std::vector<py::object>& copies, py::list* used = nullptr,
+                             bool allow_none = true) {
         if (PyArray_Check(grads.ptr()))
             throw py::type_error(
                 "grads must be a sequence of arrays (one per parameter), got a single numpy.ndarray; wrap it in a list");
@@ -344,10 +363,19 @@ private:
             throw py::value_error("expected " + std::to_string(params_.size()) + " grads (one per parameter), got " +
                                   std::to_string(n));
         check_params_unchanged();
+        std::size_t n_none = 0;
         for (std::size_t i = 0; i < n; ++i) {
             PyObject* g = PySequence_Fast_GET_ITEM(fast, static_cast<Py_ssize_t>(i));
             auto* p = reinterpret_cast<PyArrayObject*>(params_[i].ptr());
-            if (!PyArray_Check(g)) throw py::type_error(item("grads", i) + " must be a numpy.ndarray, got " + type_name(g));
+            if (g == Py_None && allow_none) {
+                refs_[i].grad = nullptr;
+                ++n_none;
+                if (used) used->append(py::none());
+                continue;
+            }
+            if (!PyArray_Check(g))
+                throw py::type_error(item("grads", i) + " must be a numpy.ndarray" + (allow_none ? " or None" : "") + ", got " +
+                                     type_name(g));
             auto* a = reinterpret_cast<PyArrayObject*>(g);
             if (PyArray_TYPE(a) != PyArray_TYPE(p))
                 throw py::type_error(item("grads", i) + " has dtype " + dtype_of(a) + " but " + item("params", i) + " is " +
@@ -372,6 +400,17 @@ private:
             refs_[i].grad = PyArray_DATA(a);
             if (used) used->append(py::handle(reinterpret_cast<PyObject*>(a)));
         }
+        n_none_ = n_none;
+        if (n_none) {
+            with_grads_.clear();
+            with_sizes_.clear();
+            for (std::size_t i = 0; i < n; ++i)
+                if (refs_[i].grad) {
+                    with_grads_.push_back(refs_[i]);
+                    with_sizes_.push_back(sizes_[i]);
+                }
+            build_offsets(with_sizes_, with_offsets_);
+        }
         return seq;
     }
 
@@ -390,6 +429,10 @@ private:
     std::vector<std::size_t> sizes_, offsets_;
     std::vector<double> hyper_;
     std::vector<py::object> state_refs_;
+    // The work list of the tensors that have a grad, when some grads are None.
+    std::vector<TensorRef> with_grads_;
+    std::vector<std::size_t> with_sizes_, with_offsets_;
+    std::size_t n_none_ = 0;
     bool ready_ = false;
     std::mutex mu_;
     std::atomic<std::thread::id> owner_{};

@@ -53,14 +53,15 @@ py::object group_item(PyObject* group, PyObject* key) {
 
 }  // namespace
 
-HyperRules::HyperRules(const std::string& kernel, py::sequence rules) : kernel_(find_kernel(kernel)) {
-    if (!kernel_) throw py::value_error("unknown fused kernel '" + kernel + "'");
+HyperRules::HyperRules(const std::string& kernel, py::sequence rules) : kernel_(kernel.empty() ? nullptr : find_kernel(kernel)) {
+    if (!kernel_ && !kernel.empty()) throw py::value_error("unknown fused kernel '" + kernel + "'");
+    const int n_kernel_keys = kernel_ ? kernel_->n_hyper_keys : 0;
     const std::string who = "hyperparameter table of kernel '" + kernel + "': ";
     const std::size_t n = py::len(rules);
     int next_kernel_key = 0, kernel_offset = 0;
     for (std::size_t i = 0; i < n; ++i) {
         auto t = rules[i].cast<py::tuple>();
-        if (t.size() != 8) throw py::value_error(who + "each rule is an 8-tuple");
+        if (t.size() != 8 && t.size() != 9) throw py::value_error(who + "each rule is an 8- or 9-tuple");
         Rule r;
         r.name = t[0].cast<std::string>();
         const auto kind = t[1].cast<std::string>();
@@ -72,6 +73,21 @@ HyperRules::HyperRules(const std::string& kernel, py::sequence rules) : kernel_(
         r.high_open = t[5].cast<bool>();
         r.must = t[6].cast<std::string>();
         if (r.width < 1 || (r.flag && r.width != 1)) throw py::value_error(who + r.name + ": bad width");
+        // The range of each number: the 9th item (low, high, low_open, high_open, must) per
+        // number, or the rule's own range for all of them.
+        auto bounds = (t.size() == 9 ? py::object(t[8]) : py::object(py::tuple())).cast<py::sequence>();
+        if (!r.flag && py::len(bounds) != 0 && py::len(bounds) != static_cast<std::size_t>(r.width))
+            throw py::value_error(who + r.name + ": one range per number expected");
+        for (int j = 0; !r.flag && j < r.width; ++j) {
+            if (py::len(bounds) == 0) {
+                r.bounds.push_back({r.low, r.high, false, r.high_open, r.must});
+                continue;
+            }
+            auto b = bounds[static_cast<std::size_t>(j)].cast<py::tuple>();
+            if (b.size() != 5) throw py::value_error(who + r.name + ": a range is (low, high, low_open, high_open, must)");
+            r.bounds.push_back(
+                {b[0].cast<double>(), b[1].cast<double>(), b[2].cast<bool>(), b[3].cast<bool>(), b[4].cast<std::string>()});
+        }
         for (const Rule& other : rules_)
             if (other.name == r.name) throw py::value_error(who + r.name + " appears twice");
         PyObject* key = PyUnicode_InternFromString(r.name.c_str());
@@ -82,7 +98,7 @@ HyperRules::HyperRules(const std::string& kernel, py::sequence rules) : kernel_(
         // The kernel's keys must come in the kernel's order, with its widths; keys the
         // kernel does not declare are read by the Python side only (initial state).
         r.kernel_offset = -1;
-        for (int k = next_kernel_key; k < kernel_->n_hyper_keys; ++k) {
+        for (int k = next_kernel_key; k < n_kernel_keys; ++k) {
             if (r.name != kernel_->hyper[k].name) continue;
             if (k != next_kernel_key)
                 throw py::value_error(who + "'" + kernel_->hyper[next_kernel_key].name + "' must come before '" + r.name +
@@ -96,7 +112,7 @@ HyperRules::HyperRules(const std::string& kernel, py::sequence rules) : kernel_(
         }
         rules_.push_back(std::move(r));
     }
-    if (next_kernel_key != kernel_->n_hyper_keys)
+    if (next_kernel_key != n_kernel_keys)
         throw py::value_error(who + "the kernel reads '" + kernel_->hyper[next_kernel_key].name +
                               "', which the table lacks or gives out of order");
     // Requirements refer to other rules of the table: resolved once the table is known.
@@ -183,16 +199,19 @@ void HyperRules::read_group(PyObject* group, double* values, const Where& where)
             if (x == -1.0 && PyErr_Occurred()) {
                 if (PyErr_ExceptionMatches(PyExc_OverflowError)) {
                     PyErr_Clear();
-                    throw py::value_error(where("invalid " + name() + ": " + repr(o) + " is too large; it must be " + r.must));
+                    throw py::value_error(where("invalid " + name() + ": " + repr(o) + " is too large; it must be " +
+                                                r.bounds[static_cast<std::size_t>(j)].must));
                 }
                 if (!PyErr_ExceptionMatches(PyExc_TypeError) && !PyErr_ExceptionMatches(PyExc_ValueError))
                     throw py::error_already_set();  // an error of the value's own (a failing __float__)
                 PyErr_Clear();
                 throw py::type_error(where(name() + " must be a real number, got " + type_name(o)));
             }
-            const bool above = r.high_open ? x >= r.high : x > r.high;
-            if (!std::isfinite(x) || x < r.low || above)
-                throw py::value_error(where("invalid " + name() + ": " + repr(o) + "; it must be " + r.must));
+            const Bound& b = r.bounds[static_cast<std::size_t>(j)];
+            const bool above = b.high_open ? x >= b.high : x > b.high;
+            const bool below = b.low_open ? x <= b.low : x < b.low;
+            if (!std::isfinite(x) || below || above)
+                throw py::value_error(where("invalid " + name() + ": " + repr(o) + "; it must be " + b.must));
             out[j] = x;
         }
     }
@@ -239,7 +258,7 @@ void HyperRules::read_groups(py::handle groups, std::size_t n_groups, double* ou
     }
     if (static_cast<std::size_t>(size) != n_groups)
         throw py::value_error("expected " + std::to_string(n_groups) + " param groups, found " + std::to_string(size));
-    const std::size_t nk = static_cast<std::size_t>(kernel_->n_hyper);
+    const std::size_t nk = kernel_ ? static_cast<std::size_t>(kernel_->n_hyper) : 0;
     constexpr int kMaxValues = 32;
     if (n_values_ > kMaxValues) throw std::logic_error("hyperparameter table too wide");
     double values[kMaxValues];
@@ -269,7 +288,7 @@ void register_hyper_rules(py::module_& m) {
         .def("check", &HyperRules::check, py::arg("group"), py::arg("where") = "",
              "Raises TypeError/ValueError (prefixed by `where`) for a bad hyperparameter of `group`.")
         .def_property_readonly("names", &HyperRules::names)
-        .def_property_readonly("kernel", [](const HyperRules& r) { return std::string(r.kernel().name); });
+        .def_property_readonly("kernel", [](const HyperRules& r) { return std::string(r.has_kernel() ? r.kernel().name : ""); });
 }
 
 }  // namespace fusedopt

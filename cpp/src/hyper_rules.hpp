@@ -21,11 +21,16 @@ namespace py = pybind11;
 class HyperRules {
 public:
     // rules: one tuple per key of the class's table, in its order:
-    //   (name, kind "real" | "flag", width, low, high, high_open, must, requires)
+    //   (name, kind "real" | "flag", width, low, high, high_open, must, requires[, bounds])
     // where `must` completes "it must be ..." and `requires` is a sequence of
-    // (other key, operator, value) that must hold when a flag is True.
+    // (other key, operator, value) that must hold when a flag is True; `bounds`, when
+    // given and not empty, is the range of each number of a real key, one
+    // (low, high, low_open, high_open, must) per number (Rprop's etas: (0, 1) and > 1).
+    // An empty kernel name: a class that steps itself (no Plan kernel); every key is then
+    // read by the Python side only.
     HyperRules(const std::string& kernel, py::sequence rules);
 
+    bool has_kernel() const { return kernel_ != nullptr; }
     const KernelInfo& kernel() const { return *kernel_; }
 
     // Reads and checks the first n_groups groups of `groups` (a sequence of mappings) and
@@ -47,6 +52,11 @@ private:
         double value;
         std::string text;  // "momentum > 0"
     };
+    struct Bound {  // the range of one number of a real key
+        double low, high;
+        bool low_open, high_open;
+        std::string must;
+    };
     struct Rule {
         py::object key;  // interned str
         std::string name;
@@ -55,8 +65,9 @@ private:
         double low, high;
         bool high_open;
         std::string must;
-        int value_offset;   // where its values start among all of the table's values
-        int kernel_offset;  // where the kernel reads them, or -1 (a key only the Python side reads)
+        std::vector<Bound> bounds;  // one per number (real keys)
+        int value_offset;           // where its values start among all of the table's values
+        int kernel_offset;          // where the kernel reads them, or -1 (a key only the Python side reads)
         std::vector<Requirement>
             requires;
     };

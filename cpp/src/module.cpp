@@ -9,6 +9,9 @@ void register_optim(py::module_& m);
 void register_info(py::module_& m);
 void register_bench(py::module_& m);
 void register_grads(py::module_& m);
+void register_adafactor(py::module_& m);
+void register_average(py::module_& m);
+void register_sparse(py::module_& m);
 }  // namespace fusedopt
 
 PYBIND11_MODULE(_core, m) {
@@ -18,4 +21,7 @@ PYBIND11_MODULE(_core, m) {
     fusedopt::register_info(m);
     fusedopt::register_bench(m);
     fusedopt::register_grads(m);
+    fusedopt::register_adafactor(m);
+    fusedopt::register_average(m);
+    fusedopt::register_sparse(m);
 }

@@ -48,6 +48,7 @@ FUSEDOPT_TARGET_PUSH_GCC(FUSEDOPT_TARGET_FEATURES)
 #endif
 #endif
 
+#include "fusedopt/adafactor.hpp"
 #include "fusedopt/bench.hpp"
 #include "fusedopt/finite.hpp"
 #include "fusedopt/kernels/all.hpp"
@@ -103,7 +104,8 @@ namespace fusedopt {
 // so any CPU can list what a build holds.
 const TargetTable& FUSEDOPT_CONCAT(target_table_, FUSEDOPT_TARGET)() {
     static constexpr TargetTable table{FUSEDOPT_TARGET_NAME, kIsa,           kSteps.data(),    kSteps.size(),   &grads_finite,
-                                       &grad_norm_sums,      &rewrite_grads, &accumulate_mean, &bench::traffic, &bench::triad};
+                                       &grad_norm_sums,      &rewrite_grads, &accumulate_mean, &bench::traffic, &bench::triad,
+                                       &adafactor::step};
     return table;
 }
 

@@ -13,32 +13,41 @@ from __future__ import annotations
 
 import warnings
 
-from . import lr_finder, lr_scheduler
+from . import lr_finder, lr_scheduler, swa_utils
 from ._core import build_info, get_num_threads, set_num_threads
 from ._version import __version__
 from .adadelta import Adadelta
+from .adafactor import Adafactor
 from .adagrad import Adagrad
 from .adam import Adam
 from .adamax import Adamax
 from .adamw import AdamW
+from .asgd import ASGD
 from .checkpoint import load_checkpoint, save_checkpoint
 from .clip import clip_grad_norm_, clip_grad_value_, clip_grads_with_norm_, get_total_norm
 from .lamb import LAMB
 from .lars import LARS
+from .lbfgs import LBFGS
 from .lion import Lion
 from .lr_finder import LRFinderResult, lr_find
 from .multi_steps import MultiSteps
+from .muon import Muon
 from .nadam import NAdam
 from .optimizer import Optimizer
 from .radam import RAdam
 from .rmsprop import RMSprop
+from .rprop import Rprop
 from .sgd import SGD
+from .sparse_adam import RowGrad, SparseAdam
 
 __all__ = [
+    "ASGD",
     "LAMB",
     "LARS",
+    "LBFGS",
     "SGD",
     "Adadelta",
+    "Adafactor",
     "Adagrad",
     "Adam",
     "AdamW",
@@ -46,10 +55,14 @@ __all__ = [
     "LRFinderResult",
     "Lion",
     "MultiSteps",
+    "Muon",
     "NAdam",
     "Optimizer",
     "RAdam",
     "RMSprop",
+    "RowGrad",
+    "Rprop",
+    "SparseAdam",
     "__version__",
     "build_info",
     "clip_grad_norm_",
@@ -63,6 +76,7 @@ __all__ = [
     "lr_scheduler",
     "save_checkpoint",
     "set_num_threads",
+    "swa_utils",
 ]
 
 # FUSEDOPT_TARGET asked for an instruction-set target this build or this CPU cannot run:

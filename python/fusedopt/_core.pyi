@@ -41,7 +41,7 @@ class HyperRules:
 
     @property
     def kernel(self) -> str:
-        """The kernel's name."""
+        """The kernel's name ("" for a class that steps itself)."""
 
 class Plan:
     """The parameters and state of one optimizer, stepped by a fused kernel in one call.
@@ -69,15 +69,16 @@ class Plan:
 
     def step(
         self,
-        grads: Sequence[np.ndarray],
+        grads: Sequence[np.ndarray | None],
         param_groups: Sequence[Mapping[str, Any]],
         skip_nonfinite: bool = False,
         max_grad_norm: float | None = None,
         track_grad_norm: bool = False,
-    ) -> tuple[bool, float]:
-        """One step of every parameter: (False when skipped for a non-finite grad, the
-        global L2 norm of the grads, NaN unless ``max_grad_norm`` or ``track_grad_norm``).
-        With ``max_grad_norm`` the update sees the grads clipped to it (not written)."""
+    ) -> tuple[bool, float, int]:
+        """One step of every parameter with a grad: (False when skipped for a non-finite
+        grad, the global L2 norm of the grads, NaN unless ``max_grad_norm`` or
+        ``track_grad_norm``; how many grads were None, their parameters skipped). With
+        ``max_grad_norm`` the update sees the grads clipped to it (not written)."""
 
     def accumulate(
         self, accs: Sequence[np.ndarray], grads: Sequence[np.ndarray], count: float
@@ -87,13 +88,14 @@ class Plan:
 
     def checked_grads(
         self,
-        grads: Sequence[np.ndarray],
+        grads: Sequence[np.ndarray | None],
         param_groups: Sequence[Mapping[str, Any]] | None = None,
-    ) -> list[np.ndarray]:
+    ) -> list[np.ndarray | None]:
         """The grads as the kernel would read them (checked; copied to the parameter's layout
-        where it differs); the groups' hyperparameters are checked by the rules when given."""
+        where it differs; None stays None); the groups' hyperparameters are checked by the
+        rules when given."""
 
-    def all_finite(self, grads: Sequence[np.ndarray]) -> bool:
+    def all_finite(self, grads: Sequence[np.ndarray | None]) -> bool:
         """Whether every grad is free of inf and NaN (grads checked as by ``step``)."""
 
     def __len__(self) -> int: ...
@@ -152,3 +154,63 @@ def clamp_grads(
     grads: Sequence[np.ndarray], lo: float, hi: float, names: Sequence[int] = ()
 ) -> None:
     """``grads[i] = clip(grads[i], lo, hi)`` in place (NaN stays NaN), one sweep."""
+
+def adafactor_step(
+    param: np.ndarray,
+    grad: np.ndarray,
+    row_var: np.ndarray | None,
+    col_var: np.ndarray | None,
+    variance: np.ndarray | None,
+    *,
+    lr: float,
+    weight_decay: float,
+    eps1: float,
+    eps2: float,
+    d: float,
+    weight: float,
+    rho: float,
+    maximize: bool,
+) -> None:
+    """One Adafactor step of one parameter, in place (``fusedopt.Adafactor``'s fused
+    backend), without the GIL. ``weight = step ** beta2_decay``, ``rho = min(lr, 1 /
+    sqrt(step))``: the step count is the caller's. ``row_var`` / ``col_var`` for a parameter
+    of 2 or more dims (else None), ``variance`` for 0 or 1 dims (else None); every array
+    aligned, C-contiguous, of the parameter's dtype. Float64 sums over fixed blocks of
+    rows: the same bits on any number of threads."""
+
+def lerp_arrays(
+    averages: Sequence[np.ndarray], params: Sequence[np.ndarray], weight: float
+) -> None:
+    """``averages[i] = lerp(averages[i], params[i], weight)`` in place (torch.lerp's formula,
+    the weight rounded to the arrays' dtype), one parallel sweep without the GIL
+    (``fusedopt.swa_utils``). float32 / float64, contiguous, each pair of one dtype, shape
+    and layout; an average may share memory with nothing else of the call."""
+
+def mean_arrays(averages: Sequence[np.ndarray], params: Sequence[np.ndarray], count: float) -> None:
+    """``averages[i] += (params[i] - averages[i]) / count`` in place, one rounding per
+    operation in the arrays' dtype (torch's SWA running mean), one parallel sweep."""
+
+def coalesce_rows(
+    indices: np.ndarray, rows: np.ndarray, n_rows: int, name: str = "grad"
+) -> tuple[np.ndarray, np.ndarray]:
+    """A row-sparse grad coalesced: (sorted distinct int64 indices, the sum of each one's
+    rows from zero, in the given order). ``indices`` 1-D int64, ``rows`` C-contiguous
+    float32/float64; ValueError (naming ``name``) for an index outside [0, n_rows)."""
+
+def sparse_adam_rows(
+    param: np.ndarray,
+    exp_avg: np.ndarray,
+    exp_avg_sq: np.ndarray,
+    indices: np.ndarray,
+    values: np.ndarray,
+    step_size: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    scale: float,
+    maximize: bool,
+    name: str = "param",
+) -> None:
+    """torch's SparseAdam update of the rows ``indices`` (strictly increasing) of ``param``
+    and its state, in place, from the coalesced ``values`` times ``scale``; the rows split
+    over the thread pool, without the GIL (``fusedopt.SparseAdam``'s fused backend)."""

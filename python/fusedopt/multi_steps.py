@@ -105,9 +105,14 @@ class MultiSteps:
                 finite = opt._plan.accumulate(self._acc, grads, float(n))
             else:
                 checked = opt._plan.checked_grads(grads)
-                finite = opt._plan.all_finite(checked)
+                arrays: list[np.ndarray] = []
+                for i, g in enumerate(checked):
+                    if g is None:  # as the fused accumulate says it
+                        raise TypeError(f"grads[{i}] must be a numpy.ndarray, got NoneType")
+                    arrays.append(g)
+                finite = opt._plan.all_finite(arrays)
                 with np.errstate(all="ignore"):
-                    for a, g in zip(self._acc, checked, strict=True):
+                    for a, g in zip(self._acc, arrays, strict=True):
                         if n == 1:
                             np.copyto(a, g)
                         else:

@@ -6,7 +6,12 @@ points at its NumPy reference function. Everything else lives here: param groups
 defaults, checks that run before anything is written (one validator, at construction
 and at every step of both backends), lazily created state, one native call per step for
 every group and tensor, ``state_dict`` / ``load_state_dict``, a transactional restore,
-``add_param_group`` and the ``backend`` switch.
+``add_param_group``, the ``backend`` switch, and torch 2.x's API around the step: ``None``
+grads, named parameters, ``step(closure)`` and the step / state-dict hooks.
+
+An algorithm that is not one element-wise kernel over all tensors (Adafactor's factored
+moments, LBFGS, Muon, SparseAdam) sets ``kernel = None`` and steps itself in
+``_custom_step``; the checks, clipping, guard, hooks and state dict stay here.
 """
 
 from __future__ import annotations
@@ -25,9 +30,9 @@ import numpy as np
 from . import _core
 from ._memory import spread_full_like
 from .clip import check_max_norm, clip_coefficient, reference_total_norm
-from .rules import Rule
+from .rules import Checker, Rule
 
-__all__ = ["BACKENDS", "Optimizer", "ParamGroup", "Params"]
+__all__ = ["BACKENDS", "Optimizer", "ParamGroup", "Params", "RemovableHandle"]
 
 ParamGroup = dict[str, Any]
 Params = Sequence[np.ndarray] | Sequence[ParamGroup]
@@ -49,6 +54,76 @@ max_grad_norm: clip by the global L2 norm of all grads, inside the step: the upd
             and the grads are not written (default None: no clipping).
         track_grad_norm: compute ``last_grad_norm`` at every step also without clipping
             (default False: only ``max_grad_norm`` computes it)."""
+
+
+class RemovableHandle:
+    """What a ``register_*_hook`` returns: ``handle.remove()`` unregisters the hook (as
+    ``torch.utils.hooks.RemovableHandle``; also a context manager that removes it on exit)."""
+
+    _next_id = itertools.count()
+
+    def __init__(self, hooks: dict[int, Callable[..., Any]]) -> None:
+        self._hooks = hooks
+        self.id = next(RemovableHandle._next_id)
+
+    def remove(self) -> None:
+        """Unregisters the hook (a second call does nothing)."""
+        self._hooks.pop(self.id, None)
+
+    def __enter__(self) -> RemovableHandle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.remove()
+
+
+def _add_hook(
+    hooks: dict[int, Callable[..., Any]], hook: Callable[..., Any], prepend: bool = False
+) -> RemovableHandle:
+    if not callable(hook):
+        raise TypeError(f"hook must be callable, got {type(hook).__name__}")
+    handle = RemovableHandle(hooks)
+    hooks[handle.id] = hook
+    if prepend:  # dicts keep insertion order: rebuild with the new hook first
+        rest = [(k, v) for k, v in hooks.items() if k != handle.id]
+        hooks.clear()
+        hooks[handle.id] = hook
+        hooks.update(rest)
+    return handle
+
+
+def _split_named(ps: list[Any], first_param: int) -> tuple[list[Any], list[str] | None]:
+    """torch 2.x's named parameters: ``(name, array)`` pairs become arrays plus their names
+    (ValueError when only some entries are named)."""
+    names: list[str] = []
+    arrays: list[Any] = []
+    for k, p in enumerate(ps):
+        if isinstance(p, tuple):
+            if len(p) != 2 or not isinstance(p[0], str):
+                raise TypeError(
+                    f"params[{first_param + k}]: a named parameter is a (name, array) pair "
+                    f"with a str name, got {type(p).__name__} of length {len(p)}"
+                )
+            names.append(p[0])
+            arrays.append(p[1])
+        else:
+            arrays.append(p)
+    if names and len(names) != len(arrays):
+        raise ValueError(
+            "all optimizer params should be with/without names. Some param names are missing"
+        )
+    return arrays, (names or None)
+
+
+def _call_closure(closure: Callable[[], Any]) -> tuple[Any, Any]:
+    """``closure()`` as ``(loss, grads)``; TypeError naming the closure otherwise."""
+    out = closure()
+    if not isinstance(out, tuple) or len(out) != 2:
+        raise TypeError(
+            "closure() must return a tuple (loss, grads) with one grad per parameter, got "
+            + (f"a tuple of length {len(out)}" if isinstance(out, tuple) else type(out).__name__)
+        )
+    return out
 
 
 def _read_only(a: np.ndarray) -> np.ndarray:
@@ -75,16 +150,16 @@ class _StateView(Mapping[int, Mapping[str, np.ndarray]]):
         raise KeyError(key)
 
     def __getitem__(self, key: int | np.ndarray) -> Mapping[str, np.ndarray]:
-        state = self._opt._state[self._index(key)]
-        if not state:
+        i = self._index(key)
+        if not self._opt._has_state(i):
             raise KeyError(key)
-        return MappingProxyType({name: _read_only(a) for name, a in state.items()})
+        return MappingProxyType({name: _read_only(a) for name, a in self._opt._state[i].items()})
 
     def __iter__(self) -> Iterator[int]:
-        return (i for i, s in enumerate(self._opt._state) if s)
+        return (i for i in range(len(self._opt._state)) if self._opt._has_state(i))
 
     def __len__(self) -> int:
-        return sum(1 for s in self._opt._state if s)
+        return sum(1 for _ in self)
 
 
 class Optimizer:
@@ -123,6 +198,14 @@ class Optimizer:
         last_grad_norm: the global L2 norm of the last step's grads, before clipping
             (``None`` until a step computes it). The same bits on any number of threads.
 
+    torch 2.x's API: a grad may be ``None`` (that parameter is skipped: no state is created
+    or changed, no weight decay, and it counts in no norm); ``params`` may be
+    ``(name, array)`` pairs (the group then holds ``"param_names"``, and so does
+    ``state_dict()``); ``step(closure=...)`` calls ``closure()``, which returns
+    ``(loss, grads)``, steps with those grads and returns the loss; step and state-dict
+    hooks as torch.optim.Optimizer's, each ``register_*`` returning a
+    :class:`RemovableHandle`.
+
     Non-finite values: without the guard, as in PyTorch, an inf or NaN in one grad
     (or a parameter or state) may make that parameter and its state inf or NaN, and
     never touches any other array: every update is element-wise.
@@ -135,14 +218,20 @@ class Optimizer:
     serialized, and the native step runs without the GIL.
     """
 
-    #: Name of the fused kernel in ``fusedopt._core``.
-    kernel: ClassVar[str]
+    #: Name of the fused kernel in ``fusedopt._core``; None for a class that steps itself
+    #: in :meth:`_custom_step` (its state need not have the parameter's shape).
+    kernel: ClassVar[str | None]
     #: Element-wise state arrays, in the kernel's order (PyTorch's names).
     state_names: ClassVar[tuple[str, ...]] = ()
     #: Per-parameter scalar state, kept as float64 arrays of shape (), in the kernel's order.
     scalar_names: ClassVar[tuple[str, ...]] = ("step",)
     #: Every hyperparameter of a param group with its rule, in the kernel's order.
     hyperparameters: ClassVar[Mapping[str, Rule]]
+    #: Hyperparameters the native rules cannot state (ints, strings, None: LBFGS's
+    #: ``max_iter``, Muon's ``adjust_lr_fn``, Adafactor's ``eps``): name -> checker (see
+    #: :func:`fusedopt.rules.check_int`); taken from the constructor's arguments into
+    #: ``defaults`` and every group, and checked wherever the rules are.
+    extra_hyperparameters: ClassVar[Mapping[str, Checker]] = MappingProxyType({})
     #: Hyperparameters that only set the initial state; the kernel does not read them.
     init_hyperparameters: ClassVar[tuple[str, ...]] = ()
     #: The hyperparameters the kernel reads, in its order (the table less the above);
@@ -150,6 +239,10 @@ class Optimizer:
     hyper_names: ClassVar[tuple[str, ...]]
     #: The NumPy reference: ``reference_step(param, grad, state, **hyper)`` updates in place.
     reference_step: ClassVar[Callable[..., None]]
+    #: Whether ``step(grads)`` takes a dense grad for parameters of any shape, as a
+    #: training loop gives them (the CLI, the scikit-learn estimators); False for LBFGS
+    #: (a closure), Muon (2-D only) and SparseAdam (row-sparse grads).
+    steps_any_array: ClassVar[bool] = True
     #: Create the state when parameters are added rather than at their first step
     #: (torch's Adagrad has its ``sum`` from construction).
     eager_state: ClassVar[bool] = False
@@ -182,6 +275,9 @@ class Optimizer:
         # the hyperparameters among the constructor's arguments (a subclass passes locals())
         self.defaults: dict[str, Any] = {k: defaults[k] for k in self.hyperparameters}
         self._rules.check(self.defaults)
+        for name, check in self.extra_hyperparameters.items():
+            check(defaults[name], name)
+            self.defaults[name] = defaults[name]
         self.param_groups: list[ParamGroup] = []
         self._params: list[np.ndarray] = []
         self._state: list[dict[str, np.ndarray]] = []
@@ -193,6 +289,15 @@ class Optimizer:
         self.max_grad_norm = defaults.get("max_grad_norm")
         self.track_grad_norm = defaults.get("track_grad_norm", False)
         self.last_grad_norm: float | None = None
+        # which parameters have had a step (their state is visible; eager state always is)
+        self._touched: list[bool] = []
+        self._all_touched = False
+        self._step_pre_hooks: dict[int, Callable[..., Any]] = {}
+        self._step_post_hooks: dict[int, Callable[..., Any]] = {}
+        self._state_dict_pre_hooks: dict[int, Callable[..., Any]] = {}
+        self._state_dict_post_hooks: dict[int, Callable[..., Any]] = {}
+        self._load_state_dict_pre_hooks: dict[int, Callable[..., Any]] = {}
+        self._load_state_dict_post_hooks: dict[int, Callable[..., Any]] = {}
         if isinstance(params, np.ndarray):
             raise TypeError(
                 "params must be a sequence of arrays or of param-group dicts, got a single "
@@ -226,7 +331,7 @@ class Optimizer:
             raise TypeError(
                 f'group["params"] must be a sequence of arrays, got {type(ps).__name__}'
             )
-        ps = list(ps)
+        ps, names = _split_named(list(ps), first_param)
         if not ps:
             raise ValueError("a param group has an empty parameter list")
         for k, p in enumerate(ps):
@@ -236,7 +341,10 @@ class Optimizer:
                 )
         out: ParamGroup = {**self.defaults, **{k: v for k, v in group.items() if k != "params"}}
         out["params"] = ps
+        if names is not None:
+            out["param_names"] = names
         self._rules.check(out, f"param_groups[{index}]: ")
+        self._check_extra(out, f"param_groups[{index}]: ")
         return out
 
     def _install(self, new_groups: list[ParamGroup]) -> None:
@@ -244,12 +352,16 @@ class Optimizer:
         params = self._params + [p for g in new_groups for p in g["params"]]
         check_no_overlap(params)
         groups = self.param_groups + new_groups
+        if len({"param_names" in g for g in groups}) > 1:
+            raise ValueError("all optimizer param groups should be with/without names.")
         group_of = [gi for gi, g in enumerate(groups) for _ in g["params"]]
         # checks dtype, layout and overlap; reads the hyperparameters by key at each step
         plan = _core.Plan(self._rules, params, group_of, len(groups))
         self.param_groups = groups
         self._params = params
         self._state.extend({} for _ in range(len(params) - len(self._state)))
+        self._touched.extend(False for _ in range(len(params) - len(self._touched)))
+        self._all_touched = all(self._touched)
         self._plan = plan
         self._state_built_for = None
         if self.eager_state:
@@ -299,20 +411,75 @@ class Optimizer:
         return _StateView(self)
 
     # ------------------------------------------------------------------- step
-    def step(self, grads: Sequence[np.ndarray]) -> None:
-        """Updates every parameter in place from ``grads`` (one array per parameter, in order).
+    def step(
+        self,
+        grads: Sequence[np.ndarray | None] | Callable[[], Any] | None = None,
+        closure: Callable[[], Any] | None = None,
+    ) -> Any:
+        """Updates every parameter in place from ``grads`` (one array per parameter, in order;
+        ``None`` skips that parameter), or from ``closure()``, which returns ``(loss, grads)``
+        (``opt.step(closure)`` as in torch also works).
 
         The grads (count, type, dtype, shape) and every group's hyperparameters are
-        checked before anything is written; the grads are never modified. Returns None.
+        checked before anything is written; the grads are never modified. Returns the
+        closure's loss, or None. The step pre-hooks run first, as
+        ``hook(optimizer, args, kwargs)`` where ``args`` starts with the optimizer itself
+        (torch's convention); each may return new ``(args, kwargs)``. The post-hooks last.
         """
+        if not (self._step_pre_hooks or self._step_post_hooks):
+            return self._step_impl(grads, closure)
+        with self._lock:
+            # as torch's: args holds the optimizer itself first, then the step's arguments
+            args: tuple[Any, ...] = (self,) if grads is None else (self, grads)
+            kwargs: dict[str, Any] = {} if closure is None else {"closure": closure}
+            for hook in list(self._step_pre_hooks.values()):
+                result = hook(self, args, kwargs)
+                if result is not None:
+                    if not (isinstance(result, tuple) and len(result) == 2):
+                        raise RuntimeError(
+                            f"{hook!r} must return None or a tuple of (new_args, new_kwargs), "
+                            f"but got {result!r}."
+                        )
+                    args, kwargs = result
+            out = self._step_impl(*args[1:], **kwargs)
+            for hook in list(self._step_post_hooks.values()):
+                hook(self, args, kwargs)
+            return out
+
+    def _step_impl(self, grads: Any = None, closure: Callable[[], Any] | None = None) -> Any:
+        """The step without its hooks: grads or a closure (LBFGS overrides this)."""
+        if closure is None and callable(grads) and not isinstance(grads, Sequence):
+            grads, closure = None, grads
+        if closure is None:
+            if grads is None:
+                raise TypeError(
+                    "step() needs the grads (one array per parameter) or a closure that "
+                    "returns (loss, grads)"
+                )
+            self._update(grads)
+            return None
+        if grads is not None:
+            raise TypeError("step() takes the grads or a closure, not both")
+        if not callable(closure):
+            raise TypeError(f"closure must be callable, got {type(closure).__name__}")
+        with self._lock:
+            loss, grads = _call_closure(closure)
+            self._update(grads)
+            return loss
+
+    def _update(self, grads: Sequence[np.ndarray | None]) -> None:
+        """One step from checked grads: the fused kernel, the reference or the class's own."""
         with self._lock:
             groups = self.param_groups
+            max_norm, want_norm = self._max_grad_norm, self._track_grad_norm
+            if self.kernel is None:
+                self._update_custom(grads, groups, max_norm, want_norm)
+                return
             try:
                 in_use = [self._state_in_use(g) for g in groups]
             except (TypeError, ValueError, KeyError, IndexError):
                 self._check_groups()  # names the bad hyperparameter
                 raise
-            max_norm, want_norm = self._max_grad_norm, self._track_grad_norm
             if in_use != self._state_built_for:
                 # refuse bad input before creating state
                 checked = self._plan.checked_grads(grads, groups)
@@ -323,21 +490,21 @@ class Optimizer:
                     return
                 self._build_state(in_use)
             if self.backend == "fused":
-                taken, norm = self._plan.step(
+                taken, norm, n_none = self._plan.step(
                     grads, groups, self._skip_nonfinite, max_norm, want_norm
                 )
                 if max_norm is not None or want_norm:
                     self.last_grad_norm = norm
                 if not taken:
                     self.skipped_steps += 1
+                elif n_none:
+                    self._touch(grads)
+                elif not self._all_touched:
+                    self._touch(None)
                 return
             # the same checks of grads and hyperparameters as the fused step, before any write
             checked = self._plan.checked_grads(grads, groups)
-            scale = 1.0
-            if max_norm is not None or want_norm:
-                norm = self.last_grad_norm = self._grad_norm(checked)
-                if max_norm is not None:
-                    scale = clip_coefficient(max_norm, norm)
+            scale = self._clip_scale(checked, max_norm, want_norm)
             if self._skip_nonfinite and not self._plan.all_finite(checked):
                 self.skipped_steps += 1
                 return
@@ -345,19 +512,123 @@ class Optimizer:
             # np.seterr(all="raise") must not stop a step half-way, with some params updated.
             with np.errstate(all="ignore"):
                 if scale != 1.0:  # the grads as clip_grad_norm_ would leave them (copies)
-                    checked = [g * g.dtype.type(scale) for g in checked]
+                    checked = [None if g is None else g * g.dtype.type(scale) for g in checked]
                 for group in groups:
                     kwargs = {k: group[k] for k in self.hyper_names}
                     for p in group["params"]:
-                        type(self).reference_step(p, checked[i], self._state[i], **kwargs)
+                        if checked[i] is not None:
+                            type(self).reference_step(p, checked[i], self._state[i], **kwargs)
                         i += 1
+            self._touch(checked)
 
-    def _grad_norm(self, checked: list[np.ndarray]) -> float:
-        """The global L2 norm of grads from ``checked_grads``, by this optimizer's backend
-        (the fused step computes it inside its own call)."""
+    def _update_custom(
+        self,
+        grads: Sequence[Any],
+        groups: list[ParamGroup],
+        max_norm: float | None,
+        want_norm: bool,
+    ) -> None:
+        """The step of a class without a Plan kernel: the same checks, clip and guard,
+        then its :meth:`_custom_step`."""
+        checked = self._check_grads(grads, groups)
+        for gi, g in enumerate(groups):
+            self._check_extra(g, f"param_groups[{gi}]: ")
+        scale = self._clip_scale(checked, max_norm, want_norm)
+        if self._skip_nonfinite:
+            arrays = self._norm_arrays(checked)
+            if arrays and not all(np.isfinite(a).all() for a in arrays):
+                self.skipped_steps += 1
+                return
+        with np.errstate(all="ignore"):
+            self._custom_step(checked, scale)
+        self._touch(checked)
+
+    def _clip_scale(self, checked: list[Any], max_norm: float | None, want_norm: bool) -> float:
+        """Computes ``last_grad_norm`` when asked and returns the clip factor (1.0: none)."""
+        if max_norm is None and not want_norm:
+            return 1.0
+        norm = self.last_grad_norm = self._grad_norm(checked)
+        return 1.0 if max_norm is None else clip_coefficient(max_norm, norm)
+
+    def _grad_norm(self, checked: list[Any]) -> float:
+        """The global L2 norm of checked grads (None entries left out), by this optimizer's
+        backend (the fused step computes it inside its own call)."""
+        arrays = self._norm_arrays(checked)
+        if not arrays:
+            return 0.0
         if self.backend == "numpy":
-            return reference_total_norm(checked)
-        return math.sqrt(_core.norm_sums(checked, 2.0)[0])
+            return reference_total_norm(arrays)
+        return math.sqrt(_core.norm_sums(arrays, 2.0)[0])
+
+    def _norm_arrays(self, checked: list[Any]) -> list[np.ndarray]:
+        """The arrays whose global norm clipping uses (SparseAdam: the coalesced rows)."""
+        return [g for g in checked if g is not None]
+
+    def _touch(self, grads: Sequence[Any] | None) -> None:
+        """Marks the parameters with a grad (all when ``grads`` is None) as stepped."""
+        if grads is None:
+            self._touched = [True] * len(self._touched)
+        else:
+            for i, g in enumerate(grads):
+                if g is not None:
+                    self._touched[i] = True
+        self._all_touched = all(self._touched)
+
+    def _has_state(self, i: int) -> bool:
+        """Whether params[i] has state to show: it has been stepped (or loaded), or the
+        class creates its state eagerly (torch's Adagrad)."""
+        return bool(self._state[i]) and (self.eager_state or self._touched[i])
+
+    # ------------------------------------------ for classes without a Plan kernel
+    def _check_grads(self, grads: Any, groups: list[ParamGroup]) -> list[Any]:
+        """The grads checked against the parameters (None kept), and every group's
+        hyperparameters checked, before anything is written."""
+        return self._plan.checked_grads(grads, groups)
+
+    def _custom_step(self, grads: list[Any], scale: float) -> None:
+        """One step of every parameter with a grad (classes with ``kernel = None``):
+        ``grads[i]`` is params[i]'s checked grad or None, ``scale`` the clip factor."""
+        raise NotImplementedError(f"{type(self).__name__} sets kernel = None: it must step itself")
+
+    def _state_shape(self, i: int, name: str) -> tuple[int, ...]:
+        """The shape of array state ``name`` of params[i] (the parameter's, by default)."""
+        return tuple(self._params[i].shape)
+
+    # ------------------------------------------------------------------ hooks
+    def register_step_pre_hook(self, hook: Callable[..., Any]) -> RemovableHandle:
+        """``hook(optimizer, args, kwargs) -> None or (new_args, new_kwargs)``, called
+        before each step with the step's arguments (torch's signature)."""
+        return _add_hook(self._step_pre_hooks, hook)
+
+    def register_step_post_hook(self, hook: Callable[..., Any]) -> RemovableHandle:
+        """``hook(optimizer, args, kwargs) -> None``, called after each step."""
+        return _add_hook(self._step_post_hooks, hook)
+
+    def register_state_dict_pre_hook(
+        self, hook: Callable[..., Any], prepend: bool = False
+    ) -> RemovableHandle:
+        """``hook(optimizer) -> None``, called before :meth:`state_dict` builds the dict."""
+        return _add_hook(self._state_dict_pre_hooks, hook, prepend)
+
+    def register_state_dict_post_hook(
+        self, hook: Callable[..., Any], prepend: bool = False
+    ) -> RemovableHandle:
+        """``hook(optimizer, state_dict) -> state_dict or None``, called on the dict
+        :meth:`state_dict` returns (a returned dict replaces it)."""
+        return _add_hook(self._state_dict_post_hooks, hook, prepend)
+
+    def register_load_state_dict_pre_hook(
+        self, hook: Callable[..., Any], prepend: bool = False
+    ) -> RemovableHandle:
+        """``hook(optimizer, state_dict) -> state_dict or None``, called before
+        :meth:`load_state_dict` reads the dict (a returned dict is loaded instead)."""
+        return _add_hook(self._load_state_dict_pre_hooks, hook, prepend)
+
+    def register_load_state_dict_post_hook(
+        self, hook: Callable[..., Any], prepend: bool = False
+    ) -> RemovableHandle:
+        """``hook(optimizer) -> None``, called after :meth:`load_state_dict` has loaded."""
+        return _add_hook(self._load_state_dict_post_hooks, hook, prepend)
 
     def _check_groups(self) -> None:
         """Raises TypeError/ValueError for the first bad hyperparameter of any group."""
@@ -365,6 +636,14 @@ class Optimizer:
             if not isinstance(g, Mapping):
                 raise TypeError(f"param_groups[{gi}] must be a dict, got {type(g).__name__}")
             self._rules.check(g, f"param_groups[{gi}]: ")
+            self._check_extra(g, f"param_groups[{gi}]: ")
+
+    def _check_extra(self, group: Mapping[str, Any], where: str) -> None:
+        """Checks ``group``'s :attr:`extra_hyperparameters` (``where`` prefixes messages)."""
+        for name, check in self.extra_hyperparameters.items():
+            if name not in group:
+                raise ValueError(f"{where}{name} is missing")
+            check(group[name], f"{where}{name}")
 
     @property
     def skip_nonfinite(self) -> bool:
@@ -403,12 +682,15 @@ class Optimizer:
         plus ``"optimizer"``: the class name, so that another algorithm refuses it.
 
         Unlike torch, the arrays are copies: later steps do not change a saved dict.
+        The state-dict pre-hooks run first, the post-hooks on the result.
         """
         with self._lock:
+            for hook in list(self._state_dict_pre_hooks.values()):
+                hook(self)
             state = {
                 i: {k: np.array(v, copy=True, order="K") for k, v in st.items()}
                 for i, st in enumerate(self._state)
-                if st
+                if self._has_state(i)
             }
             groups = []
             start = 0
@@ -421,7 +703,12 @@ class Optimizer:
                     }
                 )
                 start += n
-            return {"state": state, "param_groups": groups, "optimizer": type(self).__name__}
+            out = {"state": state, "param_groups": groups, "optimizer": type(self).__name__}
+            for hook in list(self._state_dict_post_hooks.values()):
+                result = hook(self, out)
+                if result is not None:
+                    out = result
+            return out
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Restores a :meth:`state_dict`; every check runs before anything changes.
@@ -429,9 +716,14 @@ class Optimizer:
         A state dict of another optimizer class (its ``"optimizer"`` entry) is refused with
         ``ValueError``, as :func:`fusedopt.load_checkpoint` refuses its checkpoint; a dict
         without that entry (hand-made, or from torch) is checked by its state names and
-        hyperparameters only.
+        hyperparameters only. The load-state-dict pre-hooks see the dict first (one may
+        return another to load), the post-hooks run after the load.
         """
         with self._lock:
+            for hook in list(self._load_state_dict_pre_hooks.values()):
+                result = hook(self, state_dict)
+                if result is not None:
+                    state_dict = result
             if (
                 not isinstance(state_dict, Mapping)
                 or "state" not in state_dict
@@ -461,6 +753,7 @@ class Optimizer:
                 merged = {**mine, **{k: v for k, v in saved.items() if k != "params"}}
                 merged["params"] = mine["params"]
                 self._rules.check(merged, f"param group {gi} of state_dict: ")
+                self._check_extra(merged, f"param group {gi} of state_dict: ")
                 new_groups.append(merged)
             new_state: list[dict[str, np.ndarray]] = [{} for _ in self._params]
             saved_state = state_dict["state"]
@@ -484,6 +777,10 @@ class Optimizer:
                 group.update(merged)
             self._state = new_state
             self._state_built_for = None
+            self._touched = [bool(st) for st in new_state]
+            self._all_touched = all(self._touched)
+            for hook in list(self._load_state_dict_post_hooks.values()):
+                hook(self)
 
     def locked(self) -> contextlib.AbstractContextManager[Any]:
         """The optimizer's lock, as a context manager: no other thread steps, loads or
@@ -519,6 +816,7 @@ class Optimizer:
             state_values = [{k: v.copy() for k, v in st.items()} for st in state]
             values = [p.copy(order="K") for p in self._params]
             skipped = self.skipped_steps
+            touched = list(self._touched)
             try:
                 yield
             except BaseException:
@@ -535,6 +833,8 @@ class Optimizer:
                 for p, v in zip(self._params, values, strict=True):
                     np.copyto(p, v)
                 self.skipped_steps = skipped
+                self._touched = touched
+                self._all_touched = all(touched)
                 raise
 
     def _load_entry(self, i: int, entry: Mapping[str, Any]) -> dict[str, np.ndarray]:
@@ -555,15 +855,20 @@ class Optimizer:
                 out[name] = np.array(x, dtype=np.float64)
             elif name in self.state_names:
                 v = np.asarray(value)
-                if v.shape != p.shape:
+                shape = self._state_shape(i, name)
+                if v.shape != shape:
                     raise ValueError(
-                        f"state of params[{i}]: {name} has shape {v.shape}, the parameter {p.shape}"
+                        f"state of params[{i}]: {name} has shape {v.shape}, expected {shape}"
+                        + ("" if shape == p.shape else f" (the parameter is {p.shape})")
                     )
                 if v.dtype != p.dtype:
                     raise TypeError(
                         f"state of params[{i}]: {name} has dtype {v.dtype}, the parameter {p.dtype}"
                     )
-                out[name] = spread_full_like(p, 0.0, self.state_names.index(name))
+                if shape == p.shape:
+                    out[name] = spread_full_like(p, 0.0, self.state_names.index(name))
+                else:
+                    out[name] = np.empty(shape, p.dtype)
                 out[name][...] = v
             else:
                 raise ValueError(
@@ -597,6 +902,10 @@ def _compile_rules(cls: type[Optimizer]) -> _core.HyperRules:
     that names or orders the kernel's inputs differently would feed the kernel wrong values.
     """
     where = f"{cls.__module__}.{cls.__qualname__}"
+    if cls.kernel is None:  # steps itself: the rules validate, no kernel reads them
+        if cls.init_hyperparameters or cls.eager_state:
+            raise TypeError(f"{where}: a class without a kernel creates its own state")
+        return _core.HyperRules("", [r.native(k) for k, r in cls.hyperparameters.items()])
     declared = _core.kernels.get(cls.kernel)
     if declared is None:
         raise TypeError(

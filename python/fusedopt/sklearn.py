@@ -145,7 +145,7 @@ class _NamedSchedule:
 
 
 def _resolve_optimizer(optimizer: Any, solver: str) -> type[fusedopt.Optimizer]:
-    classes = optimizer_classes()
+    classes = optimizer_classes(any_array=True)
     if optimizer is None:
         return fusedopt.SGD if solver == "sgd" else fusedopt.Adam
     if isinstance(optimizer, str):

@@ -44,6 +44,7 @@ struct TargetTable {
     AccumulateFn accumulate_mean;
     SweepFn traffic;
     SweepFn triad;
+    AdafactorFn adafactor;  // fusedopt/adafactor.hpp: not a Plan kernel
 };
 
 // The targets this build holds, from the lowest to the best.

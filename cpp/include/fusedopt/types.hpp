@@ -12,7 +12,7 @@
 namespace fusedopt {
 
 inline constexpr int kMaxState = 4;
-inline constexpr int kMaxScalar = 2;
+inline constexpr int kMaxScalar = 3;  // ASGD: step, eta, mu
 
 // One hyperparameter a kernel reads from its param group: the key, and how many numbers
 // it holds (a pair such as betas holds 2).
@@ -78,6 +78,19 @@ using AccumulateFn = bool (*)(const std::vector<TensorRef>&, const std::vector<s
                               const std::vector<std::size_t>& sizes, double count);
 // A bandwidth sweep, `repeat` times.
 using SweepFn = void (*)(const BenchWork&, double scale, long repeat);
+
+// The numbers of one Adafactor step of one parameter (fusedopt/adafactor.hpp), computed in
+// double by the caller: weight = step ** beta2_decay (the lerp weight 1 - beta2_t), rho =
+// min(lr, 1 / sqrt(step)).
+struct AdafactorHyper {
+    double lr, weight_decay, eps1, eps2, d, weight, rho;
+    bool maximize;
+};
+// One Adafactor step of one parameter, in place: factored when col_var is not null (B
+// matrices of R x C; row_var B*R, col_var B*C), else unfactored (B*R*C elements; the
+// variance in row_var). All arrays C-contiguous, float64 if is_double else float32.
+using AdafactorFn = void (*)(void* param, const void* grad, void* row_var, void* col_var, std::size_t B, std::size_t R,
+                             std::size_t C, bool is_double, const AdafactorHyper& h);
 
 // A list of kernel types (kernels/all.hpp holds the one list of them all).
 template <class... K>

@@ -41,6 +41,8 @@ DEFAULT_SIZES = (10, 13, 16, 19, 22, 25)
 EXTRA_VARIANTS: dict[str, list[tuple[str, dict[str, Any]]]] = {
     "SGD": [("sgd-momentum", {"momentum": 0.9})],
     "Adam": [("adam-amsgrad", {"amsgrad": True})],
+    # t0=0: averaging from the second step on (by default ax is a copy of p, never read)
+    "ASGD": [("asgd-averaging", {"t0": 0.0})],
 }
 
 
@@ -66,7 +68,7 @@ def variants(names: Iterable[str] | None = None) -> list[Variant]:
     variant (``"adam-amsgrad"``); ValueError for an unknown name.
     """
     every: list[Variant] = []
-    for cls in optimizer_classes().values():
+    for cls in optimizer_classes(fused_kernel=True).values():
         every.append(Variant(cls.__name__.lower(), cls, {}))
         every.extend(Variant(vid, cls, kw) for vid, kw in EXTRA_VARIANTS.get(cls.__name__, []))
     if names is None:

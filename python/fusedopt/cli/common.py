@@ -82,6 +82,10 @@ OPTIMIZER_DEFAULTS: dict[str, dict[str, Any]] = {
     "LAMB": {"lr": 1e-2},
     # LARS moves each array by lr * trust_coefficient (1e-3) of its norm per step
     "LARS": {"lr": 5.0},
+    "ASGD": {"lr": 0.1},
+    # Rprop is a full-batch method: on mini-batches the signs of successive grads are
+    # noise, and step sizes growing to torch's 50 make the digits MLP diverge
+    "Rprop": {"lr": 1e-3, "step_sizes": (1e-6, 1e-2)},
 }
 
 
@@ -180,7 +184,7 @@ def parse_kwargs(items: Sequence[str] | None, what: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------- optimizers
 def available_optimizers() -> dict[str, type]:
     """The optimizer classes ``fusedopt`` exports (subclasses of ``fusedopt.Optimizer``)."""
-    return dict(optimizer_classes())
+    return dict(optimizer_classes(any_array=True))
 
 
 def optimizer_name(value: str) -> str:

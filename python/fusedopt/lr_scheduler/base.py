@@ -166,6 +166,8 @@ class LRScheduler:
     base_lrs: list[float]
     last_epoch: int
     _last_lr: list[float]
+    # what lr_at replays from: (state dict, groups, defaults); None after a load
+    _start: tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]] | None
 
     def __init__(self, optimizer: _Optimizer, last_epoch: int = -1) -> None:
         _check_optimizer(optimizer)
@@ -316,6 +318,9 @@ class LRScheduler:
         self._start = (copy.deepcopy(self.state_dict()), groups, defaults)
 
     def _replay(self, n: int) -> npt.NDArray[np.float64]:
+        if self._start is None:
+            self._snapshot_loaded()
+        assert self._start is not None
         state, groups, defaults = self._start
         stand_in = _StandInOptimizer([{**g, "params": []} for g in groups], defaults)
         clone = copy.deepcopy(self, {id(self.optimizer): stand_in})
@@ -349,6 +354,26 @@ class LRScheduler:
             raise ValueError(f"state_dict is missing {missing}")
         for k in keys:
             setattr(self, k, copy.deepcopy(_plain(state_dict[k])))
+        self._start = None  # lr_at replays the loaded schedule (_snapshot_loaded)
+
+    def _snapshot_loaded(self) -> None:
+        """After a load, :meth:`lr_at` replays the loaded schedule from its own start: a
+        stand-in copy restarted from ``base_lrs`` (the arguments are the loaded ones)."""
+        groups = [
+            {k: v for k, v in g.items() if k != "params"} for g in self.optimizer.param_groups
+        ]
+        # ChainedScheduler has no base_lrs of its own: its children start from initial_lr
+        bases = getattr(self, "base_lrs", None) or [g["initial_lr"] for g in groups]
+        if len(groups) != len(bases):
+            self._check_groups()  # a schedule built for other groups: says so
+        for g, base in zip(groups, bases, strict=True):
+            g["lr"] = g["initial_lr"] = base
+        defaults = dict(getattr(self.optimizer, "defaults", {}))
+        stand_in = _StandInOptimizer(groups, defaults)
+        clone = copy.deepcopy(self, {id(self.optimizer): stand_in})
+        clone.last_epoch = -1
+        clone._initial_step()
+        self._start = (copy.deepcopy(clone.state_dict()), copy.deepcopy(groups), defaults)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(last_epoch={getattr(self, 'last_epoch', None)})"

@@ -152,6 +152,7 @@ class SequentialLR(LRScheduler):
         self.base_lrs = list(sd.get("base_lrs", self.base_lrs))
         for s, child in zip(self._schedulers, children, strict=True):
             s.load_state_dict(child)
+        self._start = None  # lr_at replays the loaded schedule
 
 
 class ChainedScheduler(LRScheduler):
@@ -220,6 +221,7 @@ class ChainedScheduler(LRScheduler):
         self._last_lr = list(sd["_last_lr"])
         for s, child in zip(self._schedulers, children, strict=True):
             s.load_state_dict(child)
+        self._start = None  # lr_at replays the loaded schedule
 
     def __repr__(self) -> str:
         return f"ChainedScheduler({', '.join(repr(s) for s in self._schedulers)})"

@@ -408,6 +408,19 @@ class OneCycleLR(LRScheduler):
                     g["base_momentum"] = lo
         super().__init__(optimizer, last_epoch)
 
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """As :meth:`LRScheduler.load_state_dict`; also a state dict of torch before 2.2,
+        which saved the annealing function (``anneal_func``) instead of its name
+        (``_anneal_func_type``): its strategy is read from the function's name, and when
+        that says nothing this schedule keeps its own, as torch does."""
+        if "_anneal_func_type" not in state_dict and "anneal_func" in state_dict:
+            name = str(getattr(state_dict["anneal_func"], "__name__", state_dict["anneal_func"]))
+            strategy = (
+                "cos" if "cos" in name else "linear" if "linear" in name else self._anneal_func_type
+            )
+            state_dict = {**state_dict, "_anneal_func_type": strategy}
+        super().load_state_dict(state_dict)
+
     @staticmethod
     def _phase(end: float, lr0: str, lr1: str, m0: str, m1: str) -> dict[str, Any]:
         return {

@@ -49,8 +49,9 @@ def _lambdas(name: str, lr_lambda: Any, n: int) -> list[Callable[[int], float]]:
     else:
         fns = [lr_lambda] * n
     for i, fn in enumerate(fns):
-        if not callable(fn):
-            raise TypeError(f"{name}[{i}] must be callable, got {type(fn).__name__}")
+        if not callable(fn):  # torch's words, with the group's index when a list was given
+            where = f"{name}[{i}]" if isinstance(lr_lambda, (list, tuple)) else name
+            raise TypeError(f"{where} should be a function, but got {type(fn).__name__}")
     return fns
 
 

@@ -114,31 +114,36 @@ class ReduceLROnPlateau(LRScheduler):
     def step(self, metrics: SupportsFloat, epoch: int | None = None) -> None:  # type: ignore[override]
         """Record ``metrics`` (a number) and reduce the lr if it has plateaued."""
         current = float(metrics)
-        if len(self.optimizer.param_groups) != len(self.min_lrs):
+        last_epoch = self.last_epoch + 1 if epoch is None else _int("epoch", epoch, 0)
+        # the counters after this step, computed before anything changes
+        best, bad, cooldown = self.best, self.num_bad_epochs + 1, self.cooldown_counter
+        if self.is_better(current, best):
+            best, bad = current, 0
+        if cooldown > 0:
+            cooldown, bad = cooldown - 1, 0
+        reduce = bad > self.patience
+        groups = self.optimizer.param_groups
+        if reduce and len(groups) != len(self.min_lrs):
+            # as torch: only a reduction reads min_lrs, so a param group added since
+            # construction is an error at the first reduction, not before
             if self.default_min_lr is None:
                 raise ValueError(
-                    f"the optimizer has {len(self.optimizer.param_groups)} param groups but "
-                    f"min_lr has {len(self.min_lrs)} values: set min_lrs"
+                    f"the optimizer has {len(groups)} param groups but min_lr has "
+                    f"{len(self.min_lrs)} values (a param group was added?): set min_lrs "
+                    "to one value per group"
                 )
-            self.min_lrs = [self.default_min_lr] * len(self.optimizer.param_groups)
-        self.last_epoch = self.last_epoch + 1 if epoch is None else _int("epoch", epoch, 0)
-        if self.is_better(current, self.best):
-            self.best = current
-            self.num_bad_epochs = 0
-        else:
-            self.num_bad_epochs += 1
-        if self.in_cooldown:
-            self.cooldown_counter -= 1
-            self.num_bad_epochs = 0
-        if self.num_bad_epochs > self.patience:
-            for g, lo in zip(self.optimizer.param_groups, self.min_lrs, strict=True):
+            self.min_lrs = [self.default_min_lr] * len(groups)
+        self.last_epoch, self.best, self.num_bad_epochs = last_epoch, best, bad
+        self.cooldown_counter = cooldown
+        if reduce:
+            for g, lo in zip(groups, self.min_lrs, strict=True):
                 old = float(g["lr"])
                 new = max(old * self.factor, lo)
                 if old - new > self.eps:
                     g["lr"] = new
             self.cooldown_counter = self.cooldown
             self.num_bad_epochs = 0
-        self._last_lr = [g["lr"] for g in self.optimizer.param_groups]
+        self._last_lr = [g["lr"] for g in groups]
 
     def lr_at(self, steps: int | npt.ArrayLike) -> npt.NDArray[np.float64]:
         """Not available: the schedule depends on the metrics."""

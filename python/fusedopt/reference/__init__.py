@@ -7,27 +7,39 @@ benchmarks compare the fused kernels with.
 """
 
 from .adadelta import adadelta
+from .adafactor import adafactor
 from .adagrad import adagrad
 from .adam import adam
 from .adamax import adamax
+from .asgd import asgd
 from .lamb import lamb
 from .lars import lars
+from .lbfgs import lbfgs
 from .lion import lion
+from .muon import muon
 from .nadam import nadam
 from .radam import radam
 from .rmsprop import rmsprop
+from .rprop import rprop
 from .sgd import sgd
+from .sparse_adam import sparse_adam
 
 __all__ = [
     "adadelta",
+    "adafactor",
     "adagrad",
     "adam",
     "adamax",
+    "asgd",
     "lamb",
     "lars",
+    "lbfgs",
     "lion",
+    "muon",
     "nadam",
     "radam",
     "rmsprop",
+    "rprop",
     "sgd",
+    "sparse_adam",
 ]

@@ -7,12 +7,14 @@
 #include "fusedopt/kernels/adagrad.hpp"
 #include "fusedopt/kernels/adam.hpp"
 #include "fusedopt/kernels/adamax.hpp"
+#include "fusedopt/kernels/asgd.hpp"
 #include "fusedopt/kernels/lamb.hpp"
 #include "fusedopt/kernels/lars.hpp"
 #include "fusedopt/kernels/lion.hpp"
 #include "fusedopt/kernels/nadam.hpp"
 #include "fusedopt/kernels/radam.hpp"
 #include "fusedopt/kernels/rmsprop.hpp"
+#include "fusedopt/kernels/rprop.hpp"
 #include "fusedopt/kernels/sgd.hpp"
 #include "fusedopt/types.hpp"
 
@@ -20,7 +22,8 @@ namespace fusedopt {
 inline namespace FUSEDOPT_TARGET_NAMESPACE {
 
 using AllKernels = KernelList<kernels::SGD, kernels::Adam, kernels::Adagrad, kernels::RMSprop, kernels::Adadelta, kernels::Adamax,
-                              kernels::NAdam, kernels::RAdam, kernels::Lion, kernels::LAMB, kernels::LARS>;
+                              kernels::NAdam, kernels::RAdam, kernels::Lion, kernels::LAMB, kernels::LARS, kernels::ASGD,
+                              kernels::Rprop>;
 
 }  // namespace FUSEDOPT_TARGET_NAMESPACE
 }  // namespace fusedopt
