@@ -21,66 +21,20 @@ in float64, torch in float32). Torch runs on as many threads as fusedopt at each
 from __future__ import annotations
 
 import argparse
-import gc
-import statistics
 import sys
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from timing import Timed, paired, run_rounds
 
 import fusedopt as fo
 from fusedopt import bench
 
 
-@dataclass
-class Timed:
-    """A case: its step, and its samples (seconds per step)."""
-
-    name: str
-    fn: Callable[[], Any]
-    number: int = 1
-    samples: list[float] = field(default_factory=list)
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.samples)
-
-
-def calibrate(fn: Callable[[], Any], min_time: float) -> int:
-    """Calls per sample so that a sample lasts at least ``min_time`` (after a warm-up)."""
-    fn()
-    t0 = time.perf_counter()
-    fn()
-    once = max(time.perf_counter() - t0, 1e-9)
-    return max(1, int(min_time / once + 0.999))
-
-
-def run_rounds(cases: Sequence[Timed], repeats: int, min_time: float) -> None:
-    """``repeats`` rounds, each case once per round, the order rotated every round; the
-    garbage collector off while timing."""
-    for c in cases:
-        c.number = calibrate(c.fn, min_time)
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        for r in range(repeats):
-            k = r % len(cases)
-            for c in [*cases[k:], *cases[:k]]:
-                t0 = time.perf_counter()
-                for _ in range(c.number):
-                    c.fn()
-                c.samples.append((time.perf_counter() - t0) / c.number)
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 def ratio(slow: Timed, fast: Timed) -> float:
-    """The median over rounds of slow / fast."""
-    return statistics.median(s / f for s, f in zip(slow.samples, fast.samples, strict=True))
+    """The median over rounds of slow / fast (both timed in the same round)."""
+    return paired(lambda s, f: s / f, slow, fast)
 
 
 def problem(shape: tuple[int, ...], seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -154,11 +108,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             fo.set_num_threads(n)
             if torch is not None:
                 torch.set_num_threads(n)
-            cases = [Timed("fused", fused_step(p0.copy(), g))]
+            cases = [Timed("fused", "fused", fused_step(p0.copy(), g))]
             if torch is not None:
-                cases.append(Timed("torch", torch_step(torch, p0.copy(), g)))
+                cases.append(Timed("torch", "torch", torch_step(torch, p0.copy(), g)))
             if not args.no_numpy:
-                cases.append(Timed("numpy", fused_step(p0.copy(), g, "numpy")))
+                cases.append(Timed("numpy", "numpy", fused_step(p0.copy(), g, "numpy")))
             run_rounds(cases, args.repeats, args.min_time)
             fused = cases[0]
             for c in cases:
