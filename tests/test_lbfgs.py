@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import fusedopt as fo
+from fusedopt import _core
 
 LINE_SEARCHES = [None, "strong_wolfe"]
 BACKENDS = ["fused", "numpy"]
@@ -333,3 +334,39 @@ def test_history_size_changed_between_steps(new_size):
     np.testing.assert_array_equal(runs[0][0], runs[1][0])
     for u, v in zip(runs[0][1]["old_stps"], runs[1][1]["old_stps"], strict=True):
         np.testing.assert_array_equal(u, v)
+
+
+# --------------------------------------------------------------- the native axpy
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [0, 1, 7, 70_001])
+def test_native_axpy_is_numpys_two_calls_bit_for_bit(dtype, n):
+    rng = np.random.default_rng(n)
+    x = rng.standard_normal(n).astype(dtype)
+    y = rng.standard_normal(n).astype(dtype)
+    a = dtype(rng.standard_normal())
+    expected = y + np.multiply(x, a)
+    _core.axpy(float(a), x, y)
+    np.testing.assert_array_equal(y, expected)
+
+
+def test_native_axpy_bad_input_changes_nothing():
+    x = np.ones(4, np.float32)
+    y = np.zeros(4, np.float32)
+    cases = [
+        (np.ones(4), y, TypeError, "dtype"),
+        (x, np.zeros(5, np.float32), ValueError, "elements"),
+        (x, np.zeros(4, np.float32)[::-1], TypeError, "C-contiguous"),
+        (x, np.zeros(4, np.int32), TypeError, "float32"),
+        (y, y, ValueError, "share memory"),
+        ([1.0] * 4, y, TypeError, "numpy.ndarray"),
+    ]
+    for xx, yy, exc, match in cases:
+        before = np.array(yy, copy=True) if isinstance(yy, np.ndarray) else None
+        with pytest.raises(exc, match=match):
+            _core.axpy(1.0, xx, yy)
+        if before is not None:
+            np.testing.assert_array_equal(yy, before)
+    ro = np.zeros(4, np.float32)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        _core.axpy(1.0, x, ro)

@@ -214,3 +214,9 @@ def sparse_adam_rows(
     """torch's SparseAdam update of the rows ``indices`` (strictly increasing) of ``param``
     and its state, in place, from the coalesced ``values`` times ``scale``; the rows split
     over the thread pool, without the GIL (``fusedopt.SparseAdam``'s fused backend)."""
+
+def axpy(alpha: float, x: np.ndarray, y: np.ndarray) -> None:
+    """``y += alpha * x`` in place (alpha rounded to the arrays' dtype, the product rounded,
+    then added, as NumPy's ``y += np.multiply(x, alpha)`` without its temporary), in one
+    parallel sweep without the GIL. C-contiguous float32/float64 arrays of one dtype and
+    size; ``y`` writeable and sharing no memory with ``x``."""

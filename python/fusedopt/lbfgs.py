@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from . import reference
+from . import _core, reference
 from .optimizer import PARAMS_DOC, Optimizer, Params, _call_closure, _read_only
 from .reference.lbfgs import strong_wolfe
 from .rules import NONNEGATIVE, check_choice, check_int, hyper_table
@@ -302,16 +302,18 @@ class LBFGS(Optimizer):
                 # the two-loop recursion, newest to oldest and back, in place in d
                 k, head = int(st["hist_len"]), int(st["hist_head"])
                 rows = [(head + j) % history_size for j in range(k)]
+                # (_core.axpy: q += a * x as np.multiply then np.add would round it, without
+                # their temporary: 5 vector transfers per pair as torch's add_, not 7)
                 q = np.negative(g, out=d)
                 for j in reversed(range(k)):
                     r = rows[j]
                     al[j] = stps[r].dot(q) * ro[r]
-                    q -= np.multiply(dirs[r], al[j], out=tmp)
+                    _core.axpy(-float(al[j]), dirs[r], q)
                 q *= h_diag
                 for j in range(k):
                     r = rows[j]
                     be = dirs[r].dot(q) * ro[r]
-                    q += np.multiply(stps[r], al[j] - be, out=tmp)
+                    _core.axpy(float(al[j] - be), stps[r], q)
             prev_g[...] = g
             prev_loss = loss
 
