@@ -54,6 +54,22 @@ OPTIMIZERS: list[type[fo.Optimizer]] = [
 #: its own test file, and their signatures are checked with the others'.
 SELF_STEPPING: list[type[fo.Optimizer]] = [fo.Adafactor, fo.LBFGS, fo.Muon, fo.SparseAdam]
 
+#: Classes with a Plan kernel that step only in train mode (``opt.train()`` first, as the
+#: ``schedulefree`` package's): the generic properties construct and step at once, so
+#: these have their own test file (tests/test_schedulefree.py: reference parity, the
+#: package, state dict, errors, threads); their signatures and kernel declarations are
+#: checked with the others'.
+TRAIN_EVAL: list[type[fo.Optimizer]] = [fo.SGDScheduleFree, fo.AdamWScheduleFree]
+
+#: Classes with a Plan kernel whose step couples the tensors through sums (Prodigy's d over
+#: every group, SGDHD's / AdamHD's learning rate per group, written back to the groups): a
+#: non-finite grad reaches every tensor through the sums, Prodigy refuses groups of other
+#: nonzero lrs (as prodigyopt), and the adapted lr may cross 0. The generic properties
+#: assume none of this, so these have their own test files (tests/test_prodigy.py,
+#: tests/test_hypergrad.py: reference parity, the reference packages, threads, errors);
+#: their signatures and kernel declarations are checked with the others'.
+GROUP_COUPLED: list[type[fo.Optimizer]] = [fo.Prodigy, fo.SGDHD, fo.AdamHD]
+
 ROWS: list[tuple[str, type[fo.Optimizer], dict[str, Any]]] = [
     ("sgd", fo.SGD, dict(lr=0.1)),
     ("sgd-momentum", fo.SGD, dict(lr=0.05, momentum=0.9)),
@@ -341,6 +357,107 @@ SIGNATURES: dict[type[fo.Optimizer], Signature] = {
         ("lr", "betas", "eps", "maximize"),
         (),
         dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, maximize=False),
+    ),
+    # Not in torch.optim: the schedulefree package's (1.4.1) arguments and defaults, less its
+    # foreach; the groups also hold the package's bookkeeping keys, with its initial values.
+    # Not in torch.optim: prodigyopt's (1.1.2) arguments and defaults, less fsdp_in_use and
+    # slice_p; the groups also hold the package's d, d_max, d_numerator and k.
+    fo.Prodigy: Signature(
+        (
+            "lr",
+            "betas",
+            "beta3",
+            "eps",
+            "weight_decay",
+            "decouple",
+            "use_bias_correction",
+            "safeguard_warmup",
+            "d0",
+            "d_coef",
+            "growth_rate",
+        ),
+        (),
+        dict(
+            lr=1.0,
+            betas=(0.9, 0.999),
+            beta3=None,
+            eps=1e-8,
+            weight_decay=0,
+            decouple=True,
+            use_bias_correction=False,
+            safeguard_warmup=False,
+            d0=1e-6,
+            d_coef=1.0,
+            growth_rate=math.inf,
+            d=1e-6,
+            d_max=1e-6,
+            d_numerator=0.0,
+            k=0,
+        ),
+    ),
+    # Not in torch.optim: the authors' SGDHD / AdamHD (hypergrad/sgd_hd.py, adam_hd.py),
+    # with torch 2's SGD default lr=1e-3 and its maximize.
+    fo.SGDHD: Signature(
+        ("lr", "momentum", "dampening", "weight_decay", "nesterov", "hypergrad_lr"),
+        ("maximize",),
+        dict(
+            lr=1e-3,
+            momentum=0,
+            dampening=0,
+            weight_decay=0,
+            nesterov=False,
+            hypergrad_lr=1e-6,
+            maximize=False,
+        ),
+        ours=("maximize",),
+    ),
+    fo.AdamHD: Signature(
+        ("lr", "betas", "eps", "weight_decay", "hypergrad_lr"),
+        ("maximize",),
+        dict(
+            lr=1e-3,
+            betas=(0.9, 0.999),
+            eps=1e-8,
+            weight_decay=0,
+            hypergrad_lr=1e-8,
+            maximize=False,
+        ),
+        ours=("maximize",),
+    ),
+    fo.SGDScheduleFree: Signature(
+        ("lr", "momentum", "weight_decay", "warmup_steps", "r", "weight_lr_power"),
+        (),
+        dict(
+            lr=1.0,
+            momentum=0.9,
+            weight_decay=0,
+            warmup_steps=0,
+            r=0.0,
+            weight_lr_power=2,
+            k=0,
+            lr_max=-1.0,
+            weight_sum=0.0,
+            scheduled_lr=0.0,
+            train_mode=False,
+        ),
+    ),
+    fo.AdamWScheduleFree: Signature(
+        ("lr", "betas", "eps", "weight_decay", "warmup_steps", "r", "weight_lr_power"),
+        (),
+        dict(
+            lr=0.0025,
+            betas=(0.9, 0.999),
+            eps=1e-8,
+            weight_decay=0,
+            warmup_steps=0,
+            r=0.0,
+            weight_lr_power=2.0,
+            k=0,
+            lr_max=-1.0,
+            weight_sum=0.0,
+            scheduled_lr=0.0,
+            train_mode=False,
+        ),
     ),
 }
 

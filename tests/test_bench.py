@@ -118,6 +118,9 @@ def test_patterns_derived_from_state() -> None:
     assert got["adamw"] == "4R3W"
     assert got["asgd"] == got["asgd-averaging"] == "3R2W"  # ax (eta, mu are scalars)
     assert got["rprop"] == "4R3W"  # prev, step_size
+    # z (and exp_avg_sq); the variants are made in train mode, where they step
+    assert got["sgdschedulefree"] == "3R2W"
+    assert got["adamwschedulefree"] == "4R3W"
     assert set(got) >= {"sgd", "adam", "adamw"}
 
 

@@ -26,22 +26,31 @@ def _quadratic(h: float, dim: int = 10) -> tuple[np.ndarray, Any]:
 @pytest.mark.parametrize("h", [0.01, 1.0, 100.0])
 def test_suggestion_tracks_the_analytic_best_lr_of_a_quadratic(h: float) -> None:
     x, fn = _quadratic(h)
+    x0 = x.copy()
     opt = fo.SGD([x], lr=0.5)
     result = lr_find(opt, fn, start_lr=1e-6, end_lr=1e4, num_iter=100)
     best = 1.0 / h
     assert result.diverged and result.lrs[-1] > 2 * best  # went past the stability limit
-    # the suggestions land within a factor of a few below the best lr, never past 2/h
-    assert best / 5 < result.suggested_lr < best
+    # the valley is the middle of the descent: a safe rate, ~8x below the best, that
+    # still takes the loss down by 1e-20 in 200 steps (each step multiplies x by 1 - lr h)
+    valley = result.suggested_lr
+    assert result.clear_descent and valley == result.suggestion("valley")
+    assert best / 10 < valley < best / 4
+    assert (1 - valley * h) ** 400 < 1e-20
+    # the moving average's lag moves its steepest point a few times higher
+    assert best / 5 < result.suggestion("steepest") < best
     assert best / 5 < result.suggestion("minimum") < 2 * best
-    assert result.suggested_lr == result.suggestion("steepest")
+    assert x.tobytes() == x0.tobytes()
 
 
 def test_suggestion_scales_with_the_curvature() -> None:
-    scaled = []
-    for h in (0.01, 1.0, 100.0):
-        x, fn = _quadratic(h)
-        scaled.append(lr_find(fo.SGD([x]), fn, start_lr=1e-6, end_lr=1e4).suggested_lr * h)
-    assert max(scaled) / min(scaled) < 1.5
+    for method in ("valley", "steepest", "minimum"):
+        scaled = []
+        for h in (0.01, 1.0, 100.0):
+            x, fn = _quadratic(h)
+            result = lr_find(fo.SGD([x]), fn, start_lr=1e-6, end_lr=1e4)
+            scaled.append(result.suggestion(method) * h)  # type: ignore[arg-type]
+        assert max(scaled) / min(scaled) < 1.5, method
 
 
 def _digits_like(seed: int = 0) -> tuple[MLP, list[tuple[np.ndarray, np.ndarray]]]:
@@ -210,8 +219,12 @@ def test_too_few_points_to_suggest() -> None:
     )
     with pytest.raises(ValueError, match="too few"):
         result.suggestion()
-    with pytest.raises(ValueError, match="method"):
-        result.suggestion("valley")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="too few"):
+        result.valley()
+    assert result.clear_descent is False
+    assert "no suggestion: the range test recorded 2 usable points" in result.summary()
+    with pytest.raises(ValueError, match="method must be 'valley', 'steepest' or 'minimum'"):
+        result.suggestion("bogus")  # type: ignore[arg-type]
 
 
 def test_plot_draws_the_curve_and_the_suggestions() -> None:
@@ -225,6 +238,13 @@ def test_plot_draws_the_curve_and_the_suggestions() -> None:
     try:
         assert ax.get_xscale() == "log"
         labels = [line.get_label() for line in ax.get_lines()]
-        assert "smoothed loss" in labels and any(s.startswith("steepest") for s in labels)
+        assert labels[:3] == [
+            "loss (raw)",
+            "smoothed loss (centered)",
+            "moving average (stop test)",
+        ]
+        assert f"valley: {result.suggested_lr:.2g}" in labels
+        assert any(s.startswith("steepest") for s in labels)
+        assert any(s.startswith("minimum / 10") for s in labels)
     finally:
         plt.close(ax.figure)

@@ -282,7 +282,11 @@ def test_values_match_the_formula(case, cls, backend):
     assert sched.get_last_lr() == pytest.approx(list(got[-1]), rel=0, abs=0)
 
 
-# every optimizer a training loop steps with dense grads of any shape (Muon: below)
+# every optimizer a training loop steps with dense grads of any shape (Muon: below), less
+# those that set their own rates: SGDHD / AdamHD adapt group["lr"] at each step and
+# Prodigy wants one lr for all its groups (its d is shared), so a schedule's exact values
+# for two groups do not apply (scheduled below, one group)
+SETS_ITS_OWN_RATE = {"SGDHD", "AdamHD", "Prodigy"}
 ALL_OPTIMIZERS = [
     name
     for name in fo.__all__
@@ -290,6 +294,7 @@ ALL_OPTIMIZERS = [
     and issubclass(getattr(fo, name), fo.Optimizer)
     and name != "Optimizer"
     and getattr(fo, name).steps_any_array
+    and name not in SETS_ITS_OWN_RATE
 ]
 
 
@@ -301,6 +306,8 @@ def test_every_schedule_on_every_optimizer(name, backend):
         params = [np.zeros(3), np.zeros(3)]
         groups = [{"params": [params[0]], "lr": B0}, {"params": [params[1]], "lr": B1}]
         opt = cls(groups, backend=backend)
+        if hasattr(opt, "train"):  # schedule-free: steps in train mode
+            opt.train()
         cycles = "momentum" in opt.defaults or "betas" in opt.defaults
         build, _, n = CASES[case]
         try:
@@ -812,3 +819,24 @@ def test_a_schedule_drives_muon_whose_step_scales_with_lr(backend):
         opt.step([g])
         moved.append(p - p0)
     np.testing.assert_allclose(moved[1], 0.5 * moved[0], rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("name", sorted(SETS_ITS_OWN_RATE))
+def test_a_schedule_writes_the_rate_of_the_self_setting_optimizers(name):
+    """StepLR halves group["lr"] each step; SGDHD / AdamHD adapt from the written value
+    (their own change per step is hypergrad_lr * h, tiny here); Prodigy scales its d-step
+    by it. The trajectory stays finite and the written values are the schedule's."""
+    rng = np.random.default_rng(1)
+    p = rng.standard_normal(5)
+    opt = getattr(fo, name)([p], lr=0.1) if name != "Prodigy" else fo.Prodigy([p], lr=1.0)
+    base = opt.param_groups[0]["lr"]
+    sched = lrs.StepLR(opt, step_size=1, gamma=0.5)
+    for k in range(1, 6):
+        opt.step([rng.standard_normal(5)])
+        sched.step()
+        written = opt.param_groups[0]["lr"]
+        if name == "Prodigy":
+            assert written == base * 0.5**k
+        else:  # the schedule halves whatever the hypergradient made of it
+            assert written == pytest.approx(base * 0.5**k, rel=1e-3)
+    assert np.isfinite(p).all()

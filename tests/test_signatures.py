@@ -16,10 +16,15 @@ import pytest
 import fusedopt as fo
 from fusedopt.rules import BETAS, FLAG, NONNEGATIVE, Rule, hyper_table
 
-from .table import OPTIMIZERS, ROWS, SELF_STEPPING, SIGNATURES
+from .table import GROUP_COUPLED, OPTIMIZERS, ROWS, SELF_STEPPING, SIGNATURES, TRAIN_EVAL
 
-CLASSES = [pytest.param(cls, id=cls.__name__) for cls in OPTIMIZERS + SELF_STEPPING]
-KERNEL_CLASSES = [pytest.param(cls, id=cls.__name__) for cls in OPTIMIZERS]
+CLASSES = [
+    pytest.param(cls, id=cls.__name__)
+    for cls in OPTIMIZERS + SELF_STEPPING + TRAIN_EVAL + GROUP_COUPLED
+]
+KERNEL_CLASSES = [
+    pytest.param(cls, id=cls.__name__) for cls in OPTIMIZERS + TRAIN_EVAL + GROUP_COUPLED
+]
 
 
 def a_param(cls: type[fo.Optimizer]) -> np.ndarray:
@@ -43,8 +48,9 @@ def test_the_table_covers_every_optimizer():
         and issubclass(obj, fo.Optimizer)
         and obj is not fo.Optimizer
     }
-    assert set(OPTIMIZERS) | set(SELF_STEPPING) == exported
-    assert not set(OPTIMIZERS) & set(SELF_STEPPING)
+    coupled = set(GROUP_COUPLED)
+    assert set(OPTIMIZERS) | set(SELF_STEPPING) | set(TRAIN_EVAL) | coupled == exported
+    assert len(OPTIMIZERS) + len(SELF_STEPPING) + len(TRAIN_EVAL) + len(coupled) == len(exported)
     assert set(SIGNATURES) == exported
     assert {cls for _, cls, _ in ROWS} == set(OPTIMIZERS)  # every kernel class has configurations
     assert all(cls.kernel is None for cls in SELF_STEPPING)
@@ -149,7 +155,7 @@ def test_the_class_tables_are_the_kernels_declaration(cls):
 
 
 def test_every_kernel_has_a_class():
-    assert set(fo._core.kernels) == {cls.kernel for cls in OPTIMIZERS}
+    assert set(fo._core.kernels) == {cls.kernel for cls in OPTIMIZERS + TRAIN_EVAL + GROUP_COUPLED}
 
 
 ADAM_TABLE = dict(fo.Adam.hyperparameters)

@@ -20,6 +20,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -142,6 +143,7 @@ public:
             r.param = PyArray_DATA(a);
             r.size = static_cast<std::size_t>(PyArray_SIZE(a));
             r.is_double = PyArray_TYPE(a) == NPY_FLOAT64;
+            r.group = group_of[i];
             refs_.push_back(r);
             sizes_.push_back(r.size);
         }
@@ -233,7 +235,14 @@ public:
         std::vector<py::object> copies;  // grads that had to be brought to the parameter's layout
         py::object seq = prepare_grads(grads, copies);
         read_hypers(groups);
-        StepControl ctl{skip_nonfinite, track_grad_norm, max_grad_norm.has_value(), max_grad_norm.value_or(0.0), 0.0, true};
+        read_group_values(groups);
+        StepControl ctl{skip_nonfinite,
+                        track_grad_norm,
+                        max_grad_norm.has_value(),
+                        max_grad_norm.value_or(0.0),
+                        0.0,
+                        true,
+                        GroupValues{hyper_.data(), group_values_.data(), n_groups_}};
         const std::size_t skipped = n_none_;
         if (skipped == 0) {
             py::gil_scoped_release nogil;
@@ -244,6 +253,7 @@ public:
             py::gil_scoped_release nogil;
             kernel_->step(with_grads_, with_offsets_, with_sizes_, ctl);
         }
+        if (ctl.taken) write_group_values(groups);
         return py::make_tuple(ctl.taken, ctl.norm, skipped);
     }
 
@@ -417,6 +427,63 @@ private:
     // Reads (and checks) the kernel's hyperparameters from every param group, by key.
     void read_hypers(py::handle groups) { rules_->read_groups(groups, static_cast<std::size_t>(n_groups_), hyper_.data()); }
 
+    // Reads the kernel's group values (kernel.hpp) from every param group (after
+    // read_hypers, which has checked that `groups` holds n_groups_ mappings): a number as
+    // a float, None or a missing key as NaN. Keeps a copy to see which ones the step changed.
+    void read_group_values(py::handle groups) {
+        const int nv = kernel_->n_group_values;
+        group_values_.assign(static_cast<std::size_t>(n_groups_ * nv), 0.0);
+        if (nv == 0) return;
+        for (int g = 0; g < n_groups_; ++g) {
+            py::object group = groups[py::int_(g)];
+            if (!PyDict_Check(group.ptr()))  // refused now: the write-back after the step must not fail
+                throw py::type_error("param_groups[" + std::to_string(g) + "] must be a dict: the step writes its " +
+                                     kernel_->group_values[0] + " back");
+            for (int k = 0; k < nv; ++k) {
+                const char* key = kernel_->group_values[k];
+                double x = std::nan("");
+                PyObject* v = PyMapping_Check(group.ptr()) && PyMapping_HasKeyString(group.ptr(), key)
+                                  ? PyMapping_GetItemString(group.ptr(), key)
+                                  : nullptr;
+                if (v) {
+                    py::object value = py::reinterpret_steal<py::object>(v);
+                    if (!value.is_none()) {
+                        x = PyFloat_AsDouble(v);
+                        if (x == -1.0 && PyErr_Occurred()) {
+                            PyErr_Clear();
+                            throw py::type_error("param_groups[" + std::to_string(g) + "]: " + key + " must be a number, got " +
+                                                 type_name(v));
+                        }
+                    }
+                }
+                group_values_[static_cast<std::size_t>(g * nv + k)] = x;
+            }
+        }
+        group_values_before_ = group_values_;
+    }
+
+    // Writes the group values the step changed back to their groups: a float, or an int
+    // where the group held an int and the new value is a whole number (Prodigy's k).
+    void write_group_values(py::handle groups) {
+        const int nv = kernel_->n_group_values;
+        for (int g = 0; g < n_groups_ && nv > 0; ++g) {
+            py::object group = groups[py::int_(g)];
+            for (int k = 0; k < nv; ++k) {
+                const std::size_t at = static_cast<std::size_t>(g * nv + k);
+                const double x = group_values_[at];
+                if (std::memcmp(&x, &group_values_before_[at], sizeof x) == 0) continue;
+                const char* key = kernel_->group_values[k];
+                py::object old = py::none();
+                if (group.contains(key)) old = group[key];
+                const bool whole = std::isfinite(x) && x == std::floor(x) && std::fabs(x) < 9.0e15;
+                if (whole && PyLong_Check(old.ptr()) && !PyBool_Check(old.ptr()))
+                    group[key] = py::int_(static_cast<long long>(x));
+                else
+                    group[key] = py::float_(x);
+            }
+        }
+    }
+
     std::shared_ptr<const HyperRules> rules_;
     const KernelInfo* kernel_;
     int n_groups_;
@@ -428,6 +495,7 @@ private:
     std::vector<TensorRef> refs_;
     std::vector<std::size_t> sizes_, offsets_;
     std::vector<double> hyper_;
+    std::vector<double> group_values_, group_values_before_;  // kernels with group values
     std::vector<py::object> state_refs_;
     // The work list of the tensors that have a grad, when some grads are None.
     std::vector<TensorRef> with_grads_;
@@ -461,7 +529,10 @@ void register_optim(py::module_& m) {
         for (int i = 0; i < k.n_hyper_keys; ++i) hyper.append(py::make_tuple(k.hyper[i].name, k.hyper[i].width));
         for (int i = 0; i < k.n_state; ++i) state.append(k.state[i]);
         for (int i = 0; i < k.n_scalar; ++i) scalars.append(k.scalars[i]);
+        py::list values;
+        for (int i = 0; i < k.n_group_values; ++i) values.append(k.group_values[i]);
         py::dict info;
+        if (k.n_group_values) info["group_values"] = py::tuple(values);
         info["hyperparameters"] = py::tuple(hyper);
         info["state"] = py::tuple(state);
         info["scalars"] = py::tuple(scalars);

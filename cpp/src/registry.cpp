@@ -14,6 +14,7 @@ namespace {
 
 template <class K>
 KernelInfo describe(StepFn step) {
+    const auto values = group_values_of<K>();
     return {K::name,
             step,
             K::hyper.data(),
@@ -22,7 +23,9 @@ KernelInfo describe(StepFn step) {
             K::state.data(),
             static_cast<int>(K::state.size()),
             K::scalars.data(),
-            static_cast<int>(K::scalars.size())};
+            static_cast<int>(K::scalars.size()),
+            values.first,
+            values.second};
 }
 
 template <class... K>

@@ -25,6 +25,7 @@ from .adamw import AdamW
 from .asgd import ASGD
 from .checkpoint import load_checkpoint, save_checkpoint
 from .clip import clip_grad_norm_, clip_grad_value_, clip_grads_with_norm_, get_total_norm
+from .hypergrad import SGDHD, AdamHD
 from .lamb import LAMB
 from .lars import LARS
 from .lbfgs import LBFGS
@@ -34,9 +35,11 @@ from .multi_steps import MultiSteps
 from .muon import Muon
 from .nadam import NAdam
 from .optimizer import Optimizer
+from .prodigy import Prodigy
 from .radam import RAdam
 from .rmsprop import RMSprop
 from .rprop import Rprop
+from .schedulefree import AdamWScheduleFree, SGDScheduleFree
 from .sgd import SGD
 from .sparse_adam import RowGrad, SparseAdam
 
@@ -46,11 +49,14 @@ __all__ = [
     "LARS",
     "LBFGS",
     "SGD",
+    "SGDHD",
     "Adadelta",
     "Adafactor",
     "Adagrad",
     "Adam",
+    "AdamHD",
     "AdamW",
+    "AdamWScheduleFree",
     "Adamax",
     "LRFinderResult",
     "Lion",
@@ -58,10 +64,12 @@ __all__ = [
     "Muon",
     "NAdam",
     "Optimizer",
+    "Prodigy",
     "RAdam",
     "RMSprop",
     "RowGrad",
     "Rprop",
+    "SGDScheduleFree",
     "SparseAdam",
     "__version__",
     "build_info",

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TypedDict
 
 import numpy as np
+from typing_extensions import NotRequired
 
 class KernelInputs(TypedDict):
     """What a kernel declares it reads (cpp/include/fusedopt/kernels/<algo>.hpp)."""
@@ -19,6 +20,9 @@ class KernelInputs(TypedDict):
     state: tuple[str, ...]
     #: Its float64 scalar state, in slot order.
     scalars: tuple[str, ...]
+    #: Only for kernels whose step couples tensors through sums (Prodigy, SGDHD, AdamHD):
+    #: the param-group keys the step reads as floats (None: NaN) and writes back.
+    group_values: NotRequired[tuple[str, ...]]
 
 #: The fused kernels built in, by name (one per algorithm; AdamW runs "adam"), with the
 #: inputs each declares; every optimizer class is checked against these at import.

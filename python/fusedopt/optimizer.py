@@ -241,16 +241,23 @@ class Optimizer:
     reference_step: ClassVar[Callable[..., None]]
     #: Whether ``step(grads)`` takes a dense grad for parameters of any shape, as a
     #: training loop gives them (the CLI, the scikit-learn estimators); False for LBFGS
-    #: (a closure), Muon (2-D only) and SparseAdam (row-sparse grads).
+    #: (a closure), Muon (2-D only) and SparseAdam (row-sparse grads). The loops call
+    #: ``train()`` / ``eval()`` where an optimizer has them (schedule-free).
     steps_any_array: ClassVar[bool] = True
     #: Create the state when parameters are added rather than at their first step
     #: (torch's Adagrad has its ``sum`` from construction).
     eager_state: ClassVar[bool] = False
     #: The native validator compiled from ``hyperparameters`` (one per class).
     _rules: ClassVar[_core.HyperRules]
+    #: Whether a step calls :meth:`_check_step` (set per class).
+    _step_checks: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        # whether a step runs _check_step (not a cost the plain kernels pay)
+        cls._step_checks = bool(cls.extra_hyperparameters) or (
+            cls._check_step is not Optimizer._check_step
+        )
         # A subclass that changes what its kernel is fed is checked again, whichever
         # attribute it changes.
         declared = (
@@ -475,6 +482,8 @@ class Optimizer:
             if self.kernel is None:
                 self._update_custom(grads, groups, max_norm, want_norm)
                 return
+            if self._step_checks and all(isinstance(g, Mapping) for g in groups):
+                self._check_step(groups)
             try:
                 in_use = [self._state_in_use(g) for g in groups]
             except (TypeError, ValueError, KeyError, IndexError):
@@ -508,18 +517,29 @@ class Optimizer:
             if self._skip_nonfinite and not self._plan.all_finite(checked):
                 self.skipped_steps += 1
                 return
-            i = 0
             # np.seterr(all="raise") must not stop a step half-way, with some params updated.
             with np.errstate(all="ignore"):
                 if scale != 1.0:  # the grads as clip_grad_norm_ would leave them (copies)
                     checked = [None if g is None else g * g.dtype.type(scale) for g in checked]
-                for group in groups:
-                    kwargs = {k: group[k] for k in self.hyper_names}
-                    for p in group["params"]:
-                        if checked[i] is not None:
-                            type(self).reference_step(p, checked[i], self._state[i], **kwargs)
-                        i += 1
+                self._reference_update(groups, checked)
             self._touch(checked)
+
+    def _check_step(self, groups: Sequence[Mapping[str, Any]]) -> None:
+        """Checks of a kernel class's step beyond what the native rules check, before
+        anything is written: its :attr:`extra_hyperparameters` (a subclass adds its own)."""
+        for gi, g in enumerate(groups):
+            self._check_extra(g, f"param_groups[{gi}]: ")
+
+    def _reference_update(self, groups: list[ParamGroup], checked: list[Any]) -> None:
+        """The NumPy backend's step from checked (and clipped) grads: ``reference_step``
+        on every parameter with a grad (an algorithm that couples its tensors overrides it)."""
+        i = 0
+        for group in groups:
+            kwargs = {k: group[k] for k in self.hyper_names}
+            for p in group["params"]:
+                if checked[i] is not None:
+                    type(self).reference_step(p, checked[i], self._state[i], **kwargs)
+                i += 1
 
     def _update_custom(
         self,

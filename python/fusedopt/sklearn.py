@@ -144,6 +144,13 @@ class _NamedSchedule:
         return f"schedule {self.name}({self.user})"
 
 
+def _mode(opt: Any, *, train: bool) -> None:
+    """Puts an optimizer with ``train()`` / ``eval()`` (schedule-free) in that mode."""
+    switch = getattr(opt, "train" if train else "eval", None)
+    if callable(switch):
+        switch()
+
+
 def _resolve_optimizer(optimizer: Any, solver: str) -> type[fusedopt.Optimizer]:
     classes = optimizer_classes(any_array=True)
     if optimizer is None:
@@ -355,6 +362,7 @@ class FusedSolver:
             g if g.dtype == p.dtype and g.flags.c_contiguous else np.ascontiguousarray(g, p.dtype)
             for p, g in zip(params, grads, strict=True)
         ]
+        _mode(opt, train=True)  # schedule-free: back to y after an epoch's end (no-op else)
         opt.step(grads)
         self.steps += 1
         if self.scheduler is not None and not self._per_epoch() and self.steps < self.total_steps:
@@ -371,6 +379,10 @@ class FusedSolver:
         if self._per_epoch() and self._metric is not None and math.isfinite(self._metric):
             self.scheduler.step(self._metric)
         self._metric = None
+        if self.optimizer is not None:
+            # schedule-free: the coefs between epochs and after fit are the average x (the
+            # point to predict with); the epoch's early-stopping score has seen y
+            _mode(self.optimizer, train=False)
 
     def _set_lr(self, lr: float) -> None:
         self._lr = lr

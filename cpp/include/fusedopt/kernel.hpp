@@ -38,6 +38,23 @@
 //       // it may write state that only it and update() use (LAMB's new moments).
 //   static void finish(Coef&, const double* sums);      // per tensor, with its totals
 // run_step runs that pass through parallel_sums, in the same native call as the update.
+// A kernel whose constants need sums over several tensors (a learning rate adapted per
+// param group by hypergradient descent, Prodigy's d over every group) declares n_sums and
+// sums() as above and, instead of finish():
+//   static constexpr std::array group_values{"lr", ...};  // param-group keys it reads and may
+//       // rewrite: read by the binding as floats (None or a missing key: NaN; inf stays),
+//       // not checked by the rules (the optimizer class checks them)
+//   static void combine(Coef* coefs, const double* totals, const TensorRef* refs, std::size_t n,
+//                       const GroupValues& groups);
+//       // once per step, serially, after the sums: totals[t * n_sums + j] are tensor t's
+//       // sums (the same bits on any thread count), refs[t].group its param group; it
+//       // completes every coefs[t] for the update and may rewrite groups.values, which the
+//       // binding writes back to the group dicts (those that changed) after the step.
+// and, when the sums pass itself needs numbers from other groups (Prodigy: group 0's d, the
+// largest lr), optionally
+//   static void begin(Coef* coefs, const TensorRef* refs, std::size_t n, const GroupValues& groups);
+//       // after prepare() (and the clip factor), before the sums.
+// Every kernel without group_values is run exactly as before.
 // Python reads the same declarations (fusedopt._core.kernels) and checks each optimizer
 // class's table against them when the class is created, at import.
 #pragma once
@@ -49,6 +66,7 @@
 #include <limits>
 #include <string_view>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "fusedopt/parallel.hpp"
@@ -127,6 +145,25 @@ struct sums_of : std::integral_constant<int, 0> {};
 template <class K>
 struct sums_of<K, std::void_t<decltype(K::n_sums)>> : std::integral_constant<int, K::n_sums> {};
 
+// Whether kernel K has group values (see the top of this file), and whether a begin() hook.
+template <class K, class = void>
+struct has_group_values : std::false_type {};
+template <class K>
+struct has_group_values<K, std::void_t<decltype(K::group_values)>> : std::true_type {};
+template <class K, class = void>
+struct has_begin : std::false_type {};
+template <class K>
+struct has_begin<K, std::void_t<decltype(&K::begin)>> : std::true_type {};
+
+// K's group-value keys and their count (none for most kernels).
+template <class K>
+std::pair<const char* const*, int> group_values_of() {
+    if constexpr (has_group_values<K>::value)
+        return {K::group_values.data(), static_cast<int>(K::group_values.size())};
+    else
+        return {nullptr, 0};
+}
+
 // f(p, g, s, n) with tensor r's arrays as T from element `start` on: the parameter, the
 // grad, the state pointers (null where absent).
 template <class T, class F>
@@ -141,7 +178,8 @@ inline void on_piece(const TensorRef& r, std::size_t start, std::size_t count, F
 //      norm of the grads (parallel_sums: the same bits on any number of threads); it also
 //      answers the non-finite guard. Without: the guard's own finiteness pass, if asked.
 //   2. the per-tensor constants (serial, cheap);
-//   3. a kernel with a reduction pass (LAMB, LARS): its per-tensor sums, then finish();
+//   3. a kernel with a reduction pass (LAMB, LARS): its per-tensor sums, then finish()
+//      (or, with group values, begin() before the sums and combine() after them);
 //   4. one parallel sweep over all elements.
 // The clip factor reaches the kernels through Coef::grad_scale, which every kernel
 // multiplies each grad element by as it reads it (the -1 of maximize, and the clip):
@@ -188,6 +226,10 @@ void run_step(std::vector<TensorRef>& tensors, const std::vector<std::size_t>& o
         for (auto& c : coefs) c.grad_scale *= scale;
     // A lambda does not capture a thread_local: the worker threads must see this thread's.
     const TensorRef* refs = tensors.data();
+    if constexpr (has_group_values<K>::value) {
+        static_assert(sums_of<K>::value > 0, "a kernel with group values has a sums pass");
+        if constexpr (has_begin<K>::value) K::begin(coefs.data(), refs, tensors.size(), ctl.groups);
+    }
     if constexpr (sums_of<K>::value > 0) {
         constexpr int NS = sums_of<K>::value;
         thread_local std::vector<double> totals;
@@ -203,7 +245,10 @@ void run_step(std::vector<TensorRef>& tensors, const std::vector<std::size_t>& o
                     on_piece<float>(refs[t], start, count, sums);
             },
             totals.data());
-        for (std::size_t t = 0; t < tensors.size(); ++t) K::finish(coefs[t], totals.data() + t * NS);
+        if constexpr (has_group_values<K>::value)
+            K::combine(coefs.data(), totals.data(), refs, tensors.size(), ctl.groups);
+        else
+            for (std::size_t t = 0; t < tensors.size(); ++t) K::finish(coefs[t], totals.data() + t * NS);
     }
     const typename K::Coef* coef = coefs.data();
     parallel_pieces(offsets, sizes, [coef, refs](std::size_t t, std::size_t start, std::size_t count) {

@@ -20,6 +20,8 @@ struct KernelInfo {
     int n_state;
     const char* const* scalars;
     int n_scalar;
+    const char* const* group_values;  // param-group keys it reads and may rewrite (kernel.hpp)
+    int n_group_values;
 };
 
 // The kernel called `name`, or nullptr.

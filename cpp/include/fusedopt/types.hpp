@@ -32,6 +32,7 @@ struct TensorRef {
     const double* hyper;
     std::size_t size;
     bool is_double;
+    int group;  // the index of its param group (kernels with group values read it)
 };
 
 // The most in-place and read-only roles a bandwidth sweep takes.
@@ -49,6 +50,17 @@ struct BenchWork {
     std::vector<std::size_t> sizes, offsets;
 };
 
+// Every param group's numbers as a kernel with group values sees them (kernel.hpp):
+// hyper[g * n_hyper + i] is group g's i-th hyperparameter (read-only), values[g * n_values
+// + k] its value of the kernel's k-th group-value key (read from the group dict: a float,
+// NaN for None or a missing key), which the kernel may rewrite; the binding writes those
+// that changed back to the group dicts after a step that was taken.
+struct GroupValues {
+    const double* hyper;
+    double* values;
+    int n_groups;
+};
+
 // What a step does besides the update, and what it found (set by the binding, read back
 // after the step): the opt-in non-finite guard, and the global L2 norm of the grads that
 // max_grad_norm clips by (one read-only pass before the update, which folds the scale in).
@@ -57,8 +69,9 @@ struct StepControl {
     bool want_norm;       // compute the norm even without clipping (track_grad_norm)
     bool clip;            // scale the grads as clip_grad_norm_(grads, max_norm) would
     double max_norm;
-    double norm;  // out: the total L2 norm of the grads before clipping (NaN if not computed)
-    bool taken;   // out: false when the guard skipped the step
+    double norm;         // out: the total L2 norm of the grads before clipping (NaN if not computed)
+    bool taken;          // out: false when the guard skipped the step
+    GroupValues groups;  // every param group's values (kernels with group values; kernel.hpp)
 };
 
 // A whole optimizer step of one kernel over a work list of tensors.

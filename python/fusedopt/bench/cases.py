@@ -56,8 +56,13 @@ class Variant:
     kwargs: Mapping[str, Any] = field(default_factory=dict)
 
     def make(self, params: list[np.ndarray], backend: str) -> fusedopt.Optimizer:
-        """A new optimizer of this configuration over ``params``."""
-        return self.cls(params, backend=backend, **self.kwargs)
+        """A new optimizer of this configuration over ``params``, ready to step (in train
+        mode, for the classes that have one: the Schedule-Free optimizers)."""
+        opt = self.cls(params, backend=backend, **self.kwargs)
+        train = getattr(opt, "train", None)
+        if callable(train):
+            train()
+        return opt
 
 
 def variants(names: Iterable[str] | None = None) -> list[Variant]:

@@ -94,21 +94,25 @@ def _lr_find(args: argparse.Namespace) -> int:
         smooth=args.smooth,
         diverge_th=args.diverge_th,
     )
-    print(f"stopped after {len(result.lrs)} steps: {result.stop_reason}")
     try:
-        steep = result.suggestion("steepest")
-        low = result.suggestion("minimum")
+        valley = result.valley()
     except ValueError as exc:
-        raise CommandError(str(exc)) from exc
-    print(f"suggested lr: {steep:.2g} (steepest descent of the smoothed loss over log(lr))")
-    print(f"minimum / 10: {low:.2g} (lowest smoothed loss at lr={low * 10:.2g}, divided by 10)")
+        raise CommandError(f"stopped after {len(result.lrs)} steps: {exc}") from exc
+    print(result.summary())
     if plt is not None and out is not None:
-        fig, ax = plt.subplots(figsize=(6.4, 4.2))
+        fig, ax = plt.subplots(figsize=(6.4, 4.8))
         result.plot(ax=ax)
-        ax.set_title(f"lr range test: {args.optimizer} on the digits MLP")
+        title = f"lr range test: {args.optimizer} on the digits MLP"
+        ax.set_title(title + ("" if valley.clear else " (no clear descent)"))
         fig.tight_layout()
         save_figure(plt, fig, out)
-    print(f"next: fusedopt train --optimizer {args.optimizer} --lr {steep:.2g}")
+    if valley.clear:
+        print(f"next: fusedopt train --optimizer {args.optimizer} --lr {valley.lr:.2g}")
+    else:
+        print(
+            "next: check the curve (the plot), then widen the range (--start-lr, --end-lr) "
+            "or run more steps (--num-iter)"
+        )
     return 0
 
 
@@ -117,8 +121,9 @@ COMMAND = Command(
     "run the learning-rate range test and plot loss vs lr",
     "The learning-rate range test (Smith 2017): ramp the lr exponentially from\n"
     "--start-lr to --end-lr while training, stop when the loss explodes, suggest the lr\n"
-    "of the steepest descent of the smoothed loss, and plot loss vs lr. The model and\n"
-    "optimizer are restored afterwards (fusedopt.lr_finder.lr_find).",
+    "of the steepest point of the longest descent of the smoothed loss (fastai's\n"
+    "'valley'; says so when the curve shows no clear descent), and plot loss vs lr.\n"
+    "The model and optimizer are restored afterwards (fusedopt.lr_finder.lr_find).",
     add_arguments,
     run,
 )

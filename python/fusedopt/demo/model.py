@@ -271,6 +271,9 @@ def fit(
     ``model.loss_and_grads`` and calls ``optimizer.step(grads)``, then
     ``scheduler.step()`` (a schedule counts optimizer steps, not epochs; a
     ``ReduceLROnPlateau`` is stepped once per epoch with the epoch's mean loss instead).
+    An optimizer with ``train()`` and ``eval()`` modes (schedule-free) is put in train mode
+    before each epoch's steps and in eval mode after them, so the test set is evaluated,
+    and the model returned, at its averaged point.
 
     Divergence: when a batch loss is non-finite or exceeds ``diverge_th`` times the loss
     of the first batch, the training stops with :class:`TrainingDiverged` (NumPy's
@@ -312,9 +315,15 @@ def fit(
     # Overflow is expected when a run diverges; it is detected from the loss, not warned about.
     quiet_fp = np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore")
     bar_cm = progress_bar(total=epochs * steps_per_epoch, desc=desc, disable=not progress)
+    # A schedule-free optimizer steps in train mode and is evaluated in eval mode
+    modal = callable(getattr(optimizer, "train", None)) and callable(
+        getattr(optimizer, "eval", None)
+    )
     with quiet_fp, bar_cm as bar:
         for epoch in range(1, epochs + 1):
             total, count = 0.0, 0
+            if modal:
+                optimizer.train()
             for Xb, yb in iterate_minibatches(X, y, batch_size, rng):
                 loss, grads = model.loss_and_grads(Xb, yb)
                 lr = float(optimizer.param_groups[0]["lr"])
@@ -334,6 +343,8 @@ def fit(
                 total += loss * Xb.shape[0]
                 count += Xb.shape[0]
                 bar.update(1)
+            if modal:
+                optimizer.eval()
             history.epoch_losses.append(total / count)
             postfix = {"loss": f"{total / count:.4f}"}
             if has_test:

@@ -28,13 +28,16 @@ user's own change to ``group["lr"]`` carry on; but it also accumulates rounding.
 previous step (to 1e-12 relative), and PyTorch's recursive formula otherwise (chained with
 another schedule, or lr changed by hand). So a schedule alone never drifts, and a composed
 or hand-edited one behaves as PyTorch's does. ``LambdaLR``, ``CosineAnnealingWarmRestarts``,
-``CyclicLR``, ``OneCycleLR`` and :class:`WarmupDecayLR` are pure closed forms, as in PyTorch
-(they ignore the group's current lr); ``MultiplicativeLR`` is recursive by definition.
+``CyclicLR``, ``OneCycleLR``, :class:`WarmupDecayLR` and :class:`WarmupStableDecayLR` are pure
+closed forms, as in PyTorch (they ignore the group's current lr); ``MultiplicativeLR`` is
+recursive by definition.
 
 Beyond PyTorch
 --------------
 * :func:`warmup_cosine`, :func:`warmup_linear`, :func:`warmup_constant` (all
   :class:`WarmupDecayLR`): linear warm-up then cosine / linear / no decay.
+* :func:`warmup_stable_decay` (:class:`WarmupStableDecayLR`, WSD): linear warm-up, the peak
+  lr, then a "1-sqrt", linear or cosine cooldown over the last ``decay_steps``.
 * :meth:`LRScheduler.lr_at` and :func:`curve`: a schedule's values at any steps as a NumPy
   array, computed on a private stand-in optimizer (the real one is never touched).
 * ``ReduceLROnPlateau``'s ``threshold_mode="rel"`` is right for negative metrics.
@@ -79,9 +82,11 @@ from fusedopt.lr_scheduler.decay import (
 from fusedopt.lr_scheduler.plateau import ReduceLROnPlateau
 from fusedopt.lr_scheduler.recipes import (
     WarmupDecayLR,
+    WarmupStableDecayLR,
     warmup_constant,
     warmup_cosine,
     warmup_linear,
+    warmup_stable_decay,
 )
 
 __all__ = [
@@ -102,10 +107,12 @@ __all__ = [
     "SequentialLR",
     "StepLR",
     "WarmupDecayLR",
+    "WarmupStableDecayLR",
     "curve",
     "warmup_constant",
     "warmup_cosine",
     "warmup_linear",
+    "warmup_stable_decay",
 ]
 
 # Every public name reports the module users import it from (as torch's classes do):

@@ -56,6 +56,16 @@ SCHEDULES: dict[str, ScheduleSpec | None] = {
         lambda lr, n: {"warmup_steps": max(1, n // 20), "total_steps": n},
         "linear warm-up over 5% of the run, then linear decay to ~0 at the last step",
     ),
+    "wsd": ScheduleSpec(
+        "warmup_stable_decay",
+        lambda lr, n: {
+            "warmup_steps": max(1, n // 20),
+            "total_steps": n,
+            "decay_steps": max(1, n // 5),
+        },
+        "warm-up, stable, decay: linear warm-up over 5% of the run, lr, then a 1-sqrt "
+        "cooldown over the last 20% to ~0",
+    ),
     "onecycle": ScheduleSpec(
         "OneCycleLR",
         lambda lr, n: {"max_lr": lr, "total_steps": n},

@@ -12,15 +12,18 @@ from .adagrad import adagrad
 from .adam import adam
 from .adamax import adamax
 from .asgd import asgd
+from .hd import adam_hd, sgd_hd
 from .lamb import lamb
 from .lars import lars
 from .lbfgs import lbfgs
 from .lion import lion
 from .muon import muon
 from .nadam import nadam
+from .prodigy import prodigy
 from .radam import radam
 from .rmsprop import rmsprop
 from .rprop import rprop
+from .schedulefree import adamw_schedulefree, sgd_schedulefree
 from .sgd import sgd
 from .sparse_adam import sparse_adam
 
@@ -29,7 +32,9 @@ __all__ = [
     "adafactor",
     "adagrad",
     "adam",
+    "adam_hd",
     "adamax",
+    "adamw_schedulefree",
     "asgd",
     "lamb",
     "lars",
@@ -37,9 +42,12 @@ __all__ = [
     "lion",
     "muon",
     "nadam",
+    "prodigy",
     "radam",
     "rmsprop",
     "rprop",
     "sgd",
+    "sgd_hd",
+    "sgd_schedulefree",
     "sparse_adam",
 ]

@@ -1,0 +1,66 @@
+// SGDScheduleFree (Defazio et al. 2024, "The Road Less Scheduled"), exactly the
+// `schedulefree` package's (1.4.1) foreach step, memory-efficient form: the parameter
+// holds y (train mode), the state is z only. With lr and ckp1 from schedulefree.hpp:
+//   g = grad (+ weight_decay * y, the decay taken at y)
+//   y = lerp(y, z, ckp1)
+//   y = y + (lr * (momentum * (1 - ckp1) - 1)) * g
+//   z = z - lr * g
+// z starts as a copy of the parameter at its first step (the Python side copies it).
+#pragma once
+
+#include <cmath>
+
+#include "fusedopt/kernel.hpp"
+#include "fusedopt/kernels/schedulefree.hpp"
+
+namespace fusedopt {
+inline namespace FUSEDOPT_TARGET_NAMESPACE {
+namespace kernels {
+
+struct SGDScheduleFree {
+    static constexpr const char* name = "sgd_schedulefree";
+    static constexpr std::array hyper{
+        Hyper{"lr"}, Hyper{"momentum"}, Hyper{"weight_decay"}, Hyper{"warmup_steps"}, Hyper{"r"}, Hyper{"weight_lr_power"},
+        Hyper{"k"},  Hyper{"lr_max"},   Hyper{"weight_sum"}};
+    static constexpr std::array state{"z"};
+    static constexpr std::array<const char*, 0> scalars{};
+    struct Index {
+        static constexpr int lr = at(hyper, "lr"), momentum = at(hyper, "momentum"), weight_decay = at(hyper, "weight_decay"),
+                             warmup_steps = at(hyper, "warmup_steps"), r = at(hyper, "r"),
+                             weight_lr_power = at(hyper, "weight_lr_power"), k = at(hyper, "k"), lr_max = at(hyper, "lr_max"),
+                             weight_sum = at(hyper, "weight_sum"), z = at(state, "z");
+    };
+    struct Coef {
+        double ckp1, y_coef, neg_lr, weight_decay, grad_scale;
+    };
+
+    static Coef prepare(const double* h, double* const* /*scalar*/, void* const* /*state*/) {
+        const ScheduleFreeCoef c = schedulefree_coef(h[Index::lr], h[Index::warmup_steps], h[Index::r], h[Index::weight_lr_power],
+                                                     h[Index::k], h[Index::lr_max], h[Index::weight_sum]);
+        return {c.ckp1, c.lr * (h[Index::momentum] * (1.0 - c.ckp1) - 1.0), -c.lr, h[Index::weight_decay], 1.0};
+    }
+
+    template <class T>
+    static void update(const Coef& c, T* __restrict y, const T* __restrict g, T* const* s, std::size_t n) {
+        T* __restrict z = s[Index::z];
+        const T w = static_cast<T>(c.ckp1), one_minus_w = T(1) - w;
+        const T y_coef = static_cast<T>(c.y_coef), neg_lr = static_cast<T>(c.neg_lr);
+        const T wd = static_cast<T>(c.weight_decay), grad_scale = static_cast<T>(c.grad_scale);
+        with_flags(
+            [&](auto l2, auto big) {
+                for (std::size_t i = 0; i < n; ++i) {
+                    T gi = grad_scale * g[i];
+                    const T yi = y[i], zi = z[i];
+                    if constexpr (l2) gi = gi + wd * yi;
+                    T yn = lerp_elem<big>(yi, zi, w, one_minus_w);
+                    y[i] = yn + y_coef * gi;
+                    z[i] = zi + neg_lr * gi;
+                }
+            },
+            c.weight_decay != 0.0, std::fabs(w) >= T(0.5));
+    }
+};
+
+}  // namespace kernels
+}  // namespace FUSEDOPT_TARGET_NAMESPACE
+}  // namespace fusedopt
