@@ -51,6 +51,15 @@ _EXTRA: Mapping[str, Checker] = MappingProxyType(
 #: Keys the kernel reads as numbers (their real rules apply) that must also be ints.
 _INTS: Mapping[str, Checker] = MappingProxyType({"warmup_steps": check_int(0), "k": check_int(0)})
 _COUNTERS = dict(k=0, lr_max=-1.0, weight_sum=0.0, scheduled_lr=0.0, train_mode=False)
+#: The rules both kernels read after their own (the schedule and the group counters).
+_SHARED_RULES = dict(
+    warmup_steps=NONNEGATIVE,
+    r=ANY_REAL,
+    weight_lr_power=ANY_REAL,
+    k=NONNEGATIVE,
+    lr_max=ANY_REAL,
+    weight_sum=NONNEGATIVE,
+)
 
 _SHARED_DOC = """\
 weight_decay: L2 penalty added to the gradient, taken at y (default 0).
@@ -284,12 +293,7 @@ class SGDScheduleFree(_ScheduleFree):
         lr=NONNEGATIVE,
         momentum=_OPEN_UNIT,
         weight_decay=NONNEGATIVE,
-        warmup_steps=NONNEGATIVE,
-        r=ANY_REAL,
-        weight_lr_power=ANY_REAL,
-        k=NONNEGATIVE,
-        lr_max=ANY_REAL,
-        weight_sum=NONNEGATIVE,
+        **_SHARED_RULES,
     )
     reference_step = staticmethod(reference.sgd_schedulefree)
 
@@ -361,12 +365,7 @@ class AdamWScheduleFree(_ScheduleFree):
         betas=_SF_BETAS,
         eps=NONNEGATIVE,
         weight_decay=NONNEGATIVE,
-        warmup_steps=NONNEGATIVE,
-        r=ANY_REAL,
-        weight_lr_power=ANY_REAL,
-        k=NONNEGATIVE,
-        lr_max=ANY_REAL,
-        weight_sum=NONNEGATIVE,
+        **_SHARED_RULES,
     )
     reference_step = staticmethod(reference.adamw_schedulefree)
 

@@ -35,6 +35,19 @@ __all__ = [
 # --------------------------------------------------------------------------- warm-up
 
 
+def _check_min_below_peak(optimizer: _Optimizer, min_lrs: Sequence[float]) -> None:
+    """ValueError if a group's ``min_lr`` exceeds its peak lr (its ``initial_lr``)."""
+    for i, g in enumerate(optimizer.param_groups):
+        peak = g.get("initial_lr", g["lr"])
+        if min_lrs[i] > peak:
+            raise ValueError(f"min_lr ({min_lrs[i]}) exceeds the lr of group {i} ({peak})")
+
+
+def _warmup_lrs(base_lrs: Sequence[float], start_factor: float, t: int, w: int) -> list[float]:
+    """The linear warm-up at step ``t < w``: from ``start_factor * base`` to ``base``."""
+    return [b * (start_factor + (1.0 - start_factor) * t / w) for b in base_lrs]
+
+
 class WarmupDecayLR(LRScheduler):
     """Linear warm-up, then cosine, linear or no decay (not in PyTorch).
 
@@ -94,16 +107,13 @@ class WarmupDecayLR(LRScheduler):
             raise ValueError("min_lr is not used with decay='constant'; leave it at 0")
         self.start_factor = _real("start_factor", start_factor, 0.0, 1.0)
         last_epoch = _check_last_epoch(optimizer, last_epoch, ("initial_lr",))
-        for i, g in enumerate(optimizer.param_groups):
-            peak = g.get("initial_lr", g["lr"])
-            if self.min_lrs[i] > peak:
-                raise ValueError(f"min_lr ({self.min_lrs[i]}) exceeds the lr of group {i} ({peak})")
+        _check_min_below_peak(optimizer, self.min_lrs)
         super().__init__(optimizer, last_epoch)
 
     def _closed_lr(self, t: int) -> list[float]:
-        w, s = self.warmup_steps, self.start_factor
+        w = self.warmup_steps
         if t < w:
-            return [b * (s + (1.0 - s) * t / w) for b in self.base_lrs]
+            return _warmup_lrs(self.base_lrs, self.start_factor, t, w)
         if self.decay == "constant":
             return list(self.base_lrs)
         assert self.total_steps is not None
@@ -242,16 +252,13 @@ class WarmupStableDecayLR(LRScheduler):
         self.min_lrs = _per_group("min_lr", min_lr, n, 0.0)
         self.start_factor = _real("start_factor", start_factor, 0.0, 1.0)
         last_epoch = _check_last_epoch(optimizer, last_epoch, ("initial_lr",))
-        for i, g in enumerate(optimizer.param_groups):
-            peak = g.get("initial_lr", g["lr"])
-            if self.min_lrs[i] > peak:
-                raise ValueError(f"min_lr ({self.min_lrs[i]}) exceeds the lr of group {i} ({peak})")
+        _check_min_below_peak(optimizer, self.min_lrs)
         super().__init__(optimizer, last_epoch)
 
     def _closed_lr(self, t: int) -> list[float]:
-        w, s = self.warmup_steps, self.start_factor
+        w = self.warmup_steps
         if t < w:
-            return [b * (s + (1.0 - s) * t / w) for b in self.base_lrs]
+            return _warmup_lrs(self.base_lrs, self.start_factor, t, w)
         start = self.total_steps - self.decay_steps
         if t < start:
             return list(self.base_lrs)
