@@ -57,6 +57,10 @@ class SGDHD(GroupStepOptimizer):
         {BACKEND_DOC}
         {CLIP_DOC}
 
+    Non-finite grads: the hypergradient couples the group's tensors (as in the authors'
+    code), so an inf or NaN in one grad makes the rate, and with it every parameter of the
+    group, non-finite; ``skip_nonfinite=True`` skips such a step as a whole.
+
     State per parameter: ``step``; ``grad_prev`` (the previous direction) without momentum
     or with nesterov; ``momentum_buffer`` with momentum (without nesterov it is also the
     previous direction, kept once).
@@ -137,6 +141,10 @@ class AdamHD(GroupStepOptimizer):
         {MAXIMIZE_DOC}
         {BACKEND_DOC}
         {CLIP_DOC}
+
+    Non-finite grads: the hypergradient couples the group's tensors (as in the authors'
+    code), so an inf or NaN in one grad makes the rate, and with it every parameter of the
+    group, non-finite; ``skip_nonfinite=True`` skips such a step as a whole.
 
     State per parameter: ``step``, ``exp_avg``, ``exp_avg_sq``.
 

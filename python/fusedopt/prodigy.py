@@ -104,6 +104,10 @@ class Prodigy(GroupStepOptimizer):
     ``slice_p`` (statistics on every p-th entry only, an approximation) have no meaning
     here and are left out.
 
+    Non-finite grads: d couples every tensor (as in prodigyopt), so an inf or NaN in one
+    grad makes d, and with it every parameter, non-finite; ``skip_nonfinite=True`` skips
+    such a step as a whole.
+
     State per parameter: ``step``, ``s``, ``p0`` (a copy of the parameter at its first
     step), ``exp_avg_sq`` and, when beta1 > 0, ``exp_avg``.
 
