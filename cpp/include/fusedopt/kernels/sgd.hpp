@@ -14,6 +14,26 @@ namespace fusedopt {
 inline namespace FUSEDOPT_TARGET_NAMESPACE {
 namespace kernels {
 
+// The SGD direction of one element, from its (sign-scaled) grad gi: L2 weight decay, then
+// the momentum buffer `b` (read and written; the grad itself on the first step) and
+// Nesterov's look-ahead. SGD and SGDHD step along it.
+template <bool Decay, bool Momentum, bool First, bool Nesterov, class T>
+inline T sgd_direction(T gi, T p, T& b, T wd, T mom, T damp) {
+    T d = gi;
+    if constexpr (Decay) d = d + wd * p;
+    if constexpr (Momentum) {
+        if constexpr (First)
+            b = d;
+        else
+            b = mom * b + damp * d;
+        if constexpr (Nesterov)
+            d = d + mom * b;
+        else
+            d = b;
+    }
+    return d;
+}
+
 struct SGD {
     static constexpr const char* name = "sgd";
     static constexpr std::array hyper{Hyper{"lr"},           Hyper{"momentum"}, Hyper{"dampening"},
@@ -57,20 +77,9 @@ struct SGD {
         with_flags(
             [&](auto decay, auto momentum, auto first, auto nesterov) {
                 for (std::size_t i = 0; i < n; ++i) {
-                    T d = grad_scale * g[i];
-                    if constexpr (decay) d = d + wd * p[i];
-                    if constexpr (momentum) {
-                        T b;
-                        if constexpr (first)
-                            b = d;
-                        else
-                            b = mom * buf[i] + damp * d;
-                        buf[i] = b;
-                        if constexpr (nesterov)
-                            d = d + mom * b;
-                        else
-                            d = b;
-                    }
+                    T b = momentum && !first ? buf[i] : T(0);
+                    const T d = sgd_direction<decay, momentum, first, nesterov>(grad_scale * g[i], p[i], b, wd, mom, damp);
+                    if constexpr (momentum) buf[i] = b;
                     p[i] = p[i] - lr * d;
                 }
             },

@@ -15,6 +15,7 @@
 #include <cmath>
 
 #include "fusedopt/kernel.hpp"
+#include "fusedopt/kernels/sgd.hpp"
 #include "fusedopt/lane_sums.hpp"
 
 namespace fusedopt {
@@ -109,21 +110,9 @@ struct SGDHD {
         with_flags(
             [&](auto l2, auto has_buf, auto nesterov, auto keep_prev, auto first) {
                 for (std::size_t i = 0; i < n; ++i) {
-                    T gi = gs * g[i];
-                    if constexpr (l2) gi = gi + wd * p[i];
-                    T d = gi;
-                    if constexpr (has_buf) {
-                        T b;
-                        if constexpr (first)
-                            b = gi;
-                        else
-                            b = mom * buf[i] + dampc * gi;
-                        buf[i] = b;
-                        if constexpr (nesterov)
-                            d = gi + mom * b;
-                        else
-                            d = b;
-                    }
+                    T b = has_buf && !first ? buf[i] : T(0);
+                    const T d = sgd_direction<l2, has_buf, first, nesterov>(gs * g[i], p[i], b, wd, mom, dampc);
+                    if constexpr (has_buf) buf[i] = b;
                     if constexpr (keep_prev) prev[i] = d;
                     p[i] = p[i] + step * d;
                 }
