@@ -5,12 +5,16 @@
   hand (the per-algorithm files, ``test_<algo>.py``);
 * :func:`make`: an optimizer over four parameters of every kind, a few steps in;
 * :func:`grads_for`: random grads for a list of parameters;
-* :func:`fingerprint`: everything a failed call must leave as it was.
+* :func:`fingerprint`: everything a failed call must leave as it was;
+* :func:`needs`: an optional package that CI installs (MPI, Dask): skipped without it,
+  except in CI (``CI=true``), where its absence fails the test.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -24,6 +28,7 @@ __all__ = [
     "fingerprint",
     "grads_for",
     "make",
+    "needs",
     "odd_trajectory",
     "trajectory",
 ]
@@ -144,3 +149,15 @@ def fingerprint(opt: fo.Optimizer, params: Sequence[np.ndarray]) -> Any:
         repr(sd["param_groups"]),
         opt.skipped_steps,
     )
+
+
+def needs(module: str, extra: str) -> ModuleType:
+    """``module``, imported; without it the test is skipped, but in CI (``CI=true``,
+    where ``.ci/run`` installs the ``extra``) it fails: a broken install must not pass as
+    a run of skips."""
+    if os.environ.get("CI") == "true":
+        try:
+            return __import__(module, fromlist=["_"])
+        except ImportError as exc:  # pragma: no cover - only a broken CI install
+            pytest.fail(f"CI installs fusedopt[{extra}], but {module} cannot be imported: {exc}")
+    return pytest.importorskip(module)

@@ -1,6 +1,6 @@
 // What the bindings check about NumPy arrays: names for messages, memory extents and
 // overlaps, supported dtypes and layouts. Shared by bind_optim.cpp (the optimizers' Plan)
-// and bind_grads.cpp (the functions on lists of grads).
+// and the other bindings (bind_grads.cpp, bind_lbfgs.cpp, bind_distributed.cpp, ...).
 //
 // Include it after numpy/arrayobject.h (with the extension's PY_ARRAY_UNIQUE_SYMBOL).
 #pragma once
@@ -82,6 +82,16 @@ inline bool supported_dtype(PyArrayObject* a) {
 // Fortran order; every array of one tensor must be laid out like its parameter.
 inline bool same_layout(PyArrayObject* a, bool c_order) {
     return PyArray_ISALIGNED(a) && (c_order ? PyArray_IS_C_CONTIGUOUS(a) : PyArray_IS_F_CONTIGUOUS(a));
+}
+
+// `o` as an aligned, C-contiguous float32/float64 array, else TypeError naming `name`
+// (the flat vectors of bind_lbfgs.cpp and bind_distributed.cpp).
+inline PyArrayObject* contiguous_float_array(py::handle o, const std::string& name) {
+    if (!PyArray_Check(o.ptr())) throw py::type_error(name + " must be a numpy.ndarray, got " + type_name(o.ptr()));
+    auto* a = reinterpret_cast<PyArrayObject*>(o.ptr());
+    if (!supported_dtype(a) || !PyArray_IS_C_CONTIGUOUS(a) || !PyArray_ISALIGNED(a))
+        throw py::type_error(name + " must be an aligned, C-contiguous float32 or float64 array, got " + dtype_of(a));
+    return a;
 }
 
 }  // namespace fusedopt

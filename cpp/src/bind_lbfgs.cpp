@@ -32,18 +32,9 @@ void axpy_loop(T a, const T* __restrict x, T* __restrict y, std::size_t n) {
     }
 }
 
-PyArrayObject* contiguous(py::handle o, const char* name) {
-    if (!PyArray_Check(o.ptr())) throw py::type_error(std::string(name) + " must be a numpy.ndarray, got " + type_name(o.ptr()));
-    auto* a = reinterpret_cast<PyArrayObject*>(o.ptr());
-    if (!supported_dtype(a) || !PyArray_IS_C_CONTIGUOUS(a) || !PyArray_ISALIGNED(a))
-        throw py::type_error(std::string(name) + " must be an aligned, C-contiguous float32 or float64 array, got " +
-                             dtype_of(a));
-    return a;
-}
-
 void axpy(double alpha, py::handle xo, py::handle yo) {
-    PyArrayObject* x = contiguous(xo, "x");
-    PyArrayObject* y = contiguous(yo, "y");
+    PyArrayObject* x = contiguous_float_array(xo, "x");
+    PyArrayObject* y = contiguous_float_array(yo, "y");
     if (PyArray_TYPE(x) != PyArray_TYPE(y)) throw py::type_error("x has dtype " + dtype_of(x) + ", y " + dtype_of(y));
     if (PyArray_SIZE(x) != PyArray_SIZE(y))
         throw py::value_error("x has " + std::to_string(PyArray_SIZE(x)) + " elements, y " + std::to_string(PyArray_SIZE(y)));

@@ -13,6 +13,7 @@ void register_adafactor(py::module_& m);
 void register_average(py::module_& m);
 void register_sparse(py::module_& m);
 void register_lbfgs(py::module_& m);
+void register_distributed(py::module_& m);
 }  // namespace fusedopt
 
 PYBIND11_MODULE(_core, m) {
@@ -26,4 +27,5 @@ PYBIND11_MODULE(_core, m) {
     fusedopt::register_average(m);
     fusedopt::register_sparse(m);
     fusedopt::register_lbfgs(m);
+    fusedopt::register_distributed(m);
 }

@@ -224,3 +224,16 @@ def axpy(alpha: float, x: np.ndarray, y: np.ndarray) -> None:
     then added, as NumPy's ``y += np.multiply(x, alpha)`` without its temporary), in one
     parallel sweep without the GIL. C-contiguous float32/float64 arrays of one dtype and
     size; ``y`` writeable and sharing no memory with ``x``."""
+
+def sum_ranks(
+    out: Sequence[np.ndarray],
+    mine: Sequence[np.ndarray],
+    received: np.ndarray,
+    rank: int,
+    divisor: float,
+) -> None:
+    """``out[t] = (x_0 + ... + x_{P-1}) / divisor`` element-wise, summed left to right in
+    rank order, where this rank's values are ``mine[t]`` and rank q's the matching slice of
+    ``received``'s row q (q < rank) or q - 1 (q > rank); ``out[t]`` may be ``mine[t]``. The
+    arrays of ``out`` laid end to end span one row of ``received`` (C-contiguous, one
+    float dtype). One parallel sweep without the GIL (``fusedopt.distributed``)."""

@@ -36,6 +36,9 @@ EXTRAS: dict[str, str] = {
     "tqdm": "progress",
     "scikit-learn": "demo",
     "threadpoolctl": "demo",
+    "mpi4py": "mpi",
+    "dask": "dask",
+    "distributed": "dask",
 }
 
 #: How to install every optional dependency of the demo (data, plots, progress bars).

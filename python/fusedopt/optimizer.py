@@ -956,8 +956,9 @@ def _state_index(key: Any) -> int:
     raise TypeError(f"state_dict has state under {key!r}: keys must be parameter indices (int)")
 
 
-def check_no_overlap(params: Sequence[np.ndarray]) -> None:
-    """ValueError if two parameters are the same array or share memory (one sorted sweep)."""
+def check_no_overlap(params: Sequence[np.ndarray], name: str = "params") -> None:
+    """ValueError if two parameters are the same array or share memory (one sorted sweep);
+    the message calls them ``name[i]``."""
     spans = []
     for i, p in enumerate(params):
         if p.size:
@@ -968,14 +969,11 @@ def check_no_overlap(params: Sequence[np.ndarray]) -> None:
         if start_b < end_a:
             i, j = sorted((a, b))
             what = "are the same array" if params[i] is params[j] else "share memory"
-            raise ValueError(
-                f"params[{i}] and params[{j}] {what}: each parameter must be given once"
-            )
+            raise ValueError(f"{name}[{i}] and {name}[{j}] {what}: each must be given once")
     seen: dict[int, int] = {}
     for i, p in enumerate(params):  # empty arrays have no extent; catch them given twice
         if id(p) in seen:
             raise ValueError(
-                f"params[{seen[id(p)]}] and params[{i}] are the same array: "
-                "each parameter must be given once"
+                f"{name}[{seen[id(p)]}] and {name}[{i}] are the same array: each must be given once"
             )
         seen[id(p)] = i
