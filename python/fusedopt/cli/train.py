@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -10,10 +12,12 @@ from typing import Any
 import numpy as np
 
 import fusedopt
+from fusedopt._optional import import_optional
 from fusedopt.bench import format_time, measure
 from fusedopt.cli.common import (
     Command,
     CommandError,
+    UsageError,
     add_model_arguments,
     available_optimizers,
     data_and_model,
@@ -36,6 +40,8 @@ from fusedopt.demo import (
     iterate_minibatches,
     tqdm_available,
 )
+from fusedopt.demo.parallel import DataParallel
+from fusedopt.distributed import ZeroRedundancyOptimizer, state_nbytes
 
 __all__ = ["COMMAND", "add_arguments", "run", "step_time"]
 
@@ -64,24 +70,50 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--no-progress", action="store_true", help="one line per epoch instead of a progress bar"
     )
+    p.add_argument(
+        "--distributed",
+        action="store_true",
+        help="data-parallel over the MPI ranks (run as: mpirun -n 2 fusedopt train "
+        "--distributed): each rank takes a slice of every batch, the optimizer is a "
+        "fusedopt.distributed.ZeroRedundancyOptimizer (each rank holds its shard's state); "
+        'needs pip install "fusedopt[mpi]"',
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     """Train, then print the accuracy and the step time of both backends."""
     with training_threads(args) as threads:
-        return _train(args, threads)
+        if not args.distributed:
+            return _train(args, threads)
+        comm = import_optional("mpi4py.MPI", "fusedopt train --distributed", "mpi4py").COMM_WORLD
+        rank = comm.Get_rank()
+        # rank 0 reports; the others train quietly
+        quiet = contextlib.redirect_stdout(io.StringIO()) if rank else contextlib.nullcontext()
+        args.no_progress = args.no_progress or rank != 0
+        with quiet:
+            return _train(args, threads, comm)
 
 
-def _train(args: argparse.Namespace, threads: str) -> int:
+def _train(args: argparse.Namespace, threads: str, comm: Any = None) -> int:
+    """One training run; data-parallel over ``comm``'s ranks when it is given."""
     data, model = data_and_model(args)
     opt = make_optimizer(args, model.params, args.lr)
+    described = f"optimizer: {describe_optimizer(opt)}"
+    trained: MLP | DataParallel = model
+    if comm is not None:
+        described = (
+            f"optimizer: ZeroRedundancyOptimizer({describe_optimizer(opt)}) over "
+            f"{comm.Get_size()} MPI ranks, each with its slice of every batch"
+        )
+        opt = _sharded(args, model, comm)
+        trained = DataParallel(model, comm)
     lr = float(opt.param_groups[0]["lr"])
     steps_per_epoch = math.ceil(len(data.y_train) / args.batch_size)
     total = args.epochs * steps_per_epoch
     user = parse_kwargs(args.schedule_arg, "--schedule-arg")
     sched, sched_desc, _ = make_schedule(args.schedule, opt, lr, total, user)
     print(describe_run(data, model))
-    print(f"optimizer: {describe_optimizer(opt)}")
+    print(described)
     print(
         f"schedule: {sched_desc}; {args.epochs} epochs x {steps_per_epoch} steps "
         f"of {args.batch_size} images"
@@ -97,7 +129,7 @@ def _train(args: argparse.Namespace, threads: str) -> int:
             )
 
     try:
-        history = fit_on_args(args, model, opt, data, sched, desc="train", on_epoch=log_epoch)
+        history = fit_on_args(args, trained, opt, data, sched, desc="train", on_epoch=log_epoch)
     except TrainingDiverged as exc:
         raise CommandError(str(exc)) from exc
     acc = history.test_accuracy[-1]
@@ -106,14 +138,46 @@ def _train(args: argparse.Namespace, threads: str) -> int:
         f"test accuracy: {acc:.2%} ({round(acc * n_test)}/{n_test}) after {args.epochs} epochs, "
         f"final train loss {history.epoch_losses[-1]:.4g}, {history.seconds:.2f} s"
     )
+    what = (
+        f"{args.backend} backend"
+        if comm is None
+        else f"ZeRO: reduce-scatter, {args.backend} step of the shard, all-gather"
+    )
     print(
         f"optimizer step: {format_time(history.time_per_step)} in the training loop "
-        f"({args.backend} backend, median of its {history.n_steps} steps)"
+        f"({what}; median of its {history.n_steps} steps)"
     )
+    if comm is not None:
+        _print_state_per_rank(opt, comm)
+        return 0
     alone = _print_backend_comparison(args, model, data)
     if alone is not None and history.time_per_step > 1.25 * alone:
         print(f"(the loop's figure is higher: {_why_slower_in_the_loop(args, model)})")
     return 0
+
+
+def _sharded(args: argparse.Namespace, model: MLP, comm: Any) -> ZeroRedundancyOptimizer:
+    """``--optimizer`` and its options as a ZeroRedundancyOptimizer over ``comm``."""
+    cls = available_optimizers()[args.optimizer]
+    kwargs = optimizer_kwargs(args.optimizer, args.lr, parse_kwargs(args.opt_arg, "--opt-arg"))
+    try:
+        return ZeroRedundancyOptimizer(model.params, cls, comm, backend=args.backend, **kwargs)
+    except TypeError as exc:
+        raise UsageError(f"--distributed: {exc}") from exc
+
+
+def _print_state_per_rank(opt: ZeroRedundancyOptimizer, comm: Any) -> None:
+    """Every rank's optimizer-state bytes and parameter count (a collective)."""
+    rank = comm.Get_rank()
+    per_rank = comm.allgather((state_nbytes(opt), sum(1 for q in opt.owner if q == rank)))
+    whole = sum(b for b, _ in per_rank)
+    print("optimizer state per rank:")
+    for q, (nbytes, nparams) in enumerate(per_rank):
+        share = nbytes / whole if whole else 0.0
+        print(
+            f"  rank {q}: {nbytes:,} bytes ({share:.0%} of one process's {whole:,}), "
+            f"{nparams} of {len(opt.owner)} parameter arrays"
+        )
 
 
 def _why_slower_in_the_loop(args: argparse.Namespace, model: MLP) -> str:
@@ -171,7 +235,8 @@ COMMAND = Command(
     "Train a NumPy MLP on scikit-learn's handwritten digits (1797 8x8 images, a\n"
     "stratified 80/20 split) with a fused optimizer, and report the held-out accuracy\n"
     "and the time of one optimizer step (fused kernel vs the NumPy reference).\n\n"
-    "example:\n  fusedopt train --optimizer SGD --lr 0.05 --schedule onecycle --epochs 10",
+    "examples:\n  fusedopt train --optimizer SGD --lr 0.05 --schedule onecycle --epochs 10\n"
+    "  mpirun -n 2 fusedopt train --distributed      # data-parallel, ZeRO-sharded state",
     add_arguments,
     run,
 )

@@ -40,7 +40,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
@@ -79,6 +79,21 @@ def softmax_cross_entropy(
     grad[rows, y] -= 1
     grad /= n
     return loss, grad
+
+
+class Trainable(Protocol):
+    """What :func:`fit` trains: the :class:`MLP`, or a wrapper of it
+    (:class:`fusedopt.demo.parallel.DataParallel`)."""
+
+    params: list[NDArray[np.floating]]
+
+    def loss_and_grads(
+        self, X: NDArray[np.floating], y: NDArray[np.integer]
+    ) -> tuple[float, list[NDArray[np.floating]]]: ...
+
+    def loss(self, X: NDArray[np.floating], y: NDArray[np.integer]) -> float: ...
+
+    def accuracy(self, X: NDArray[np.floating], y: NDArray[np.integer]) -> float: ...
 
 
 class MLP:
@@ -249,7 +264,7 @@ def _is_plateau(scheduler: Any) -> bool:
 
 
 def fit(
-    model: MLP,
+    model: Trainable,
     optimizer: Any,
     X: NDArray[np.floating],
     y: NDArray[np.integer],
