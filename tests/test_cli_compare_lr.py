@@ -155,7 +155,7 @@ def test_bad_input_is_one_line_before_any_training(
     extra: list[str], needle: str, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
-    monkeypatch.setattr(compare_lr, "fit_on_args", _no_training)
+    monkeypatch.setattr(compare_lr, "run_one", _no_training)
     with pytest.raises(SystemExit) as info:
         cli.main([*QUICK, "--no-plot", *extra])
     assert info.value.code == 2

@@ -8,13 +8,14 @@ MLP (:mod:`fusedopt.demo`) trained by fusedopt's fused optimizers::
     fusedopt compare-lr                 # 1, 0.1, 0.01, 0.001, 0.0001: diverges ... crawls
     fusedopt schedule onecycle --steps 100 --lr 0.1
     fusedopt bench --quick              # time every optimizer (fusedopt.bench)
+    fusedopt sweep --lrs 1e-3,1e-2      # optimizers x rates x schedules on Dask
 
 Also ``python -m fusedopt``. The demo needs ``pip install "fusedopt[demo]"`` (scikit-learn,
 matplotlib, tqdm, threadpoolctl); a command that lacks one says so in one line.
 
 One module per command (:mod:`~fusedopt.cli.train`, :mod:`~fusedopt.cli.lr_find`,
-:mod:`~fusedopt.cli.compare_lr`, :mod:`~fusedopt.cli.schedule`,
-:mod:`~fusedopt.cli.bench`), each with ``add_arguments(parser)``, ``run(args) -> int``
+:mod:`~fusedopt.cli.compare_lr`, :mod:`~fusedopt.cli.schedule`, :mod:`~fusedopt.cli.bench`,
+:mod:`~fusedopt.cli.sweep`), each with ``add_arguments(parser)``, ``run(args) -> int``
 and a :class:`Command`; what they share is in :mod:`~fusedopt.cli.common` and the
 schedule presets in :mod:`~fusedopt.cli.presets`. Adding a command: write such a module
 and add its ``COMMAND`` to :data:`COMMANDS`. Raise :class:`UsageError` for a bad argument
@@ -29,7 +30,7 @@ from collections.abc import Sequence
 
 import fusedopt
 from fusedopt._optional import DEMO_EXTRA_HINT, MissingDependencyError
-from fusedopt.cli import bench, compare_lr, lr_find, schedule, train
+from fusedopt.cli import bench, compare_lr, lr_find, schedule, sweep, train
 from fusedopt.cli.common import (
     Command,
     CommandError,
@@ -61,6 +62,7 @@ COMMANDS: list[Command] = [
     compare_lr.COMMAND,
     schedule.COMMAND,
     bench.COMMAND,
+    sweep.COMMAND,
 ]
 
 

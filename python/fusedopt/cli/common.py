@@ -39,6 +39,8 @@ from fusedopt.demo import (
     load_digits,
     tqdm_available,
 )
+from fusedopt.demo.model import Trainable
+from fusedopt.demo.sweep import SweepSpec
 
 __all__ = [
     "OPTIMIZER_DEFAULTS",
@@ -370,7 +372,7 @@ def data_and_model(args: argparse.Namespace) -> tuple[Dataset, MLP]:
 
 def fit_on_args(
     args: argparse.Namespace,
-    model: MLP,
+    model: Trainable,
     opt: Any,
     data: Dataset,
     scheduler: Any,
@@ -394,6 +396,38 @@ def fit_on_args(
         progress=not args.no_progress,
         desc=desc,
         on_epoch=on_epoch,
+    )
+
+
+def run_spec(
+    args: argparse.Namespace,
+    names: Sequence[str],
+    lrs: Sequence[float],
+    schedules: Sequence[str],
+    schedule_options: Mapping[str, Any] | None = None,
+) -> SweepSpec:
+    """The runs ``names`` x ``schedules`` x ``lrs`` (optimizer-major) with the training
+    options every command shares (``--epochs``, ``--batch-size``, ``--hidden``, ``--seed``,
+    ``--n-train``, ``--backend``) and each optimizer's command-line defaults, then
+    ``--opt-arg`` (compare-lr and sweep train through :mod:`fusedopt.demo.sweep`)."""
+    extra = parse_kwargs(args.opt_arg, "--opt-arg")
+    options = {}
+    for name in names:
+        kw = optimizer_kwargs(name, None, extra)
+        del kw["lr"]  # the runs' rates are the grid's
+        options[name] = kw
+    return SweepSpec(
+        list(names),
+        list(lrs),
+        schedules=tuple(schedules),
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        hidden=tuple(args.hidden),
+        seed=args.seed,
+        n_train=args.n_train,
+        backend=args.backend,
+        options=options,
+        schedule_options=dict(schedule_options or {}),
     )
 
 

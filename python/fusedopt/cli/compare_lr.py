@@ -3,6 +3,11 @@
 With one optimizer (``--optimizer``, default Adam): a verdict per lr and the loss and
 accuracy curves. With several (``--optimizers Adam,SGD,Adagrad``): the whole grid, and
 final test accuracy against lr, one line per optimizer: how wide each one's good range is.
+
+Each run is a :class:`fusedopt.demo.sweep.RunConfig` trained by
+:func:`fusedopt.demo.sweep.run_one` (with its curves): in this process, one after the other,
+by default; on a Dask cluster with ``--workers N`` (a local one) or ``--scheduler ADDRESS``
+(a running one), the same numbers bit for bit (``fusedopt sweep`` runs the same way).
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 import argparse
 import math
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +25,7 @@ import numpy as np
 from fusedopt._registry import optimizer_classes
 from fusedopt.cli.common import (
     Command,
+    CommandError,
     UsageError,
     add_model_arguments,
     available_optimizers,
@@ -27,7 +33,6 @@ from fusedopt.cli.common import (
     describe_optimizer,
     describe_run,
     figure_path,
-    fit_on_args,
     make_optimizer,
     optimizer_name,
     parse_kwargs,
@@ -35,11 +40,21 @@ from fusedopt.cli.common import (
     positive_float,
     positive_int,
     progress_note,
+    run_spec,
     save_figure,
     training_threads,
 )
 from fusedopt.cli.presets import make_schedule
 from fusedopt.demo import History, TrainingDiverged
+from fusedopt.demo.sweep import (
+    CONNECT_TIMEOUT,
+    RunConfig,
+    dask_client,
+    describe_executor,
+    history_of,
+    run_one,
+    run_sweep,
+)
 
 __all__ = [
     "COMMAND",
@@ -96,6 +111,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="compare_lr.png", metavar="PNG", help="where to write the plot")
     p.add_argument("--no-plot", action="store_true", help="print the table only")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="train the runs on a running Dask scheduler, e.g. tcp://10.0.0.5:8786 "
+        "(default: one after the other in this process)",
+    )
+    where.add_argument(
+        "--workers",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="train the runs on a local Dask cluster of N workers",
+    )
 
 
 def learning_rates(args: argparse.Namespace) -> list[float]:
@@ -241,27 +271,18 @@ def _compare(args: argparse.Namespace) -> int:
     plt = None if args.no_plot else plotting()
     out = None if args.no_plot else figure_path(args.out, "--out")
     user = parse_kwargs(args.schedule_arg, "--schedule-arg")
-    runs: list[_Run] = []
-    data = None
-    sched_desc = "constant"
-    opt_desc = ""
     progress_note(args.no_progress)
-    for lr in lrs:
-        data, model = data_and_model(args)
-        opt = make_optimizer(args, model.params, lr)
-        steps_per_epoch = math.ceil(len(data.y_train) / args.batch_size)
-        sched, sched_desc, _ = make_schedule(
-            args.schedule, opt, lr, args.epochs * steps_per_epoch, user
-        )
-        if not runs:
-            print(describe_run(data, model))
-            opt_desc = describe_optimizer(opt, with_lr=False)
-            print(f"optimizer: {opt_desc}; schedule: {sched_desc}; {args.epochs} epochs per lr")
-        try:
-            history = fit_on_args(args, model, opt, data, sched, desc=f"lr={lr:g}")
-            runs.append(_Run(lr, history, None))
-        except TrainingDiverged as exc:
-            runs.append(_Run(lr, exc.history, exc))
+    data, model = data_and_model(args)
+    opt = make_optimizer(args, model.params, lrs[0])
+    steps_per_epoch = math.ceil(len(data.y_train) / args.batch_size)
+    _, sched_desc, _ = make_schedule(
+        args.schedule, opt, lrs[0], args.epochs * steps_per_epoch, user
+    )
+    print(describe_run(data, model))
+    opt_desc = describe_optimizer(opt, with_lr=False)
+    print(f"optimizer: {opt_desc}; schedule: {sched_desc}; {args.epochs} epochs per lr")
+    configs = run_spec(args, [args.optimizer], lrs, [args.schedule], user).configs()
+    runs = _run_all(args, configs, lambda c: f"lr={c.lr:g}")
     _verdicts(runs)
     print()
     print(f"{'lr':>8}  {'outcome':<32} {'train loss':>10} {'test loss':>10} {'test acc':>9}")
@@ -275,26 +296,55 @@ def _compare(args: argparse.Namespace) -> int:
                 f"{h.test_loss[-1]:>10.4f} {h.test_accuracy[-1]:>9.2%}"
             )
     if plt is not None and out is not None:
-        assert data is not None
-        steps_per_epoch = math.ceil(len(data.y_train) / args.batch_size)
         name = opt_desc.split("(")[0]
         title = f"{name} on the digits MLP, {args.epochs} epochs, {sched_desc} schedule"
         _plot_compare(plt, runs, steps_per_epoch, title, out)
     return 0
 
 
-def _train_one(args: argparse.Namespace, name: str, lr: float, user: dict[str, Any]) -> _Run:
-    """One run of the grid, from the same init and batch order."""
-    data, model = data_and_model(args)
-    one = argparse.Namespace(**{**vars(args), "optimizer": name})
-    opt = make_optimizer(one, model.params, lr)
-    steps_per_epoch = math.ceil(len(data.y_train) / args.batch_size)
-    sched, _, _ = make_schedule(args.schedule, opt, lr, args.epochs * steps_per_epoch, user)
-    try:
-        history = fit_on_args(args, model, opt, data, sched, desc=f"{name} lr={lr:g}")
-        return _Run(lr, history, None, optimizer=name)
-    except TrainingDiverged as exc:
-        return _Run(lr, exc.history, exc, optimizer=name)
+def _as_run(record: dict[str, Any]) -> _Run:
+    """A result of ``run_one(..., curves=True)`` as a row of the comparison."""
+    cfg = record["config"]
+    history = history_of(record)
+    diverged = None
+    if record["diverged"]:
+        at = record["diverged_at"]
+        diverged = TrainingDiverged(
+            at["epoch"], at["step"], at["loss"], cfg["lr"], at["lr"], history
+        )
+    return _Run(cfg["lr"], history, diverged, optimizer=cfg["optimizer"])
+
+
+def _run_all(
+    args: argparse.Namespace,
+    configs: list[RunConfig],
+    desc: Callable[[RunConfig], str],
+    on_run: Callable[[_Run, int], None] | None = None,
+) -> list[_Run]:
+    """Train ``configs``: in this process, in order, with a progress bar each (labelled
+    ``desc(config)``), or on Dask (``--scheduler``/``--workers``) as they finish. Calls
+    ``on_run(run, k)`` after the k-th finished run; returns the runs in the given order."""
+    done: dict[str, _Run] = {}
+
+    def finished(record: dict[str, Any]) -> None:
+        run_ = _as_run(record)
+        done[record["key"]] = run_
+        if on_run is not None:
+            on_run(run_, len(done))
+
+    if args.scheduler is None and args.workers is None:
+        for cfg in configs:  # threads: as --blas-threads set them (training_threads)
+            finished(run_one(cfg, curves=True, progress=not args.no_progress, desc=desc(cfg),
+                             threads=None))  # fmt: skip
+    else:
+        try:
+            with dask_client(args.scheduler, args.workers, timeout=CONNECT_TIMEOUT) as client:
+                print(f"training {len(configs)} runs {describe_executor(client)}", flush=True)
+                run_sweep(configs, None, client, curves=True,
+                          on_result=lambda record, k, n: finished(record))  # fmt: skip
+        except ConnectionError as exc:
+            raise CommandError(str(exc)) from exc
+    return [done[cfg.key] for cfg in configs]
 
 
 def _good_range(runs: list[_Run], within: float = 0.02) -> tuple[float, float, int] | None:
@@ -313,9 +363,11 @@ def _compare_many(args: argparse.Namespace, names: list[str], lrs: list[float]) 
     out = None if args.no_plot else figure_path(args.out, "--out")
     user = parse_kwargs(args.schedule_arg, "--schedule-arg")
     descs = []
-    for name in names:  # every optimizer builds (and takes --opt-arg) before any training
+    for name in names:  # every optimizer and schedule builds before any training
         probe = argparse.Namespace(**{**vars(args), "optimizer": name})
-        descs.append(describe_optimizer(make_optimizer(probe, [np.zeros(2)], lrs[0]), False))
+        probe_opt = make_optimizer(probe, [np.zeros(2)], lrs[0])
+        descs.append(describe_optimizer(probe_opt, False))
+        make_schedule(args.schedule, probe_opt, lrs[0], args.epochs, user)
     progress_note(args.no_progress)
     print(describe_run(*data_and_model(args)))
     sched = args.schedule + "".join(f" {a}" for a in args.schedule_arg or ())
@@ -326,22 +378,22 @@ def _compare_many(args: argparse.Namespace, names: list[str], lrs: list[float]) 
     print(textwrap.fill(head, width=100, subsequent_indent="  ", break_on_hyphens=False))
     col = max(len(n) for n in names)
     total = len(names) * len(lrs)
+
+    def report(run_: _Run, k: int) -> None:
+        if run_.diverged is not None:
+            what = f"diverged (epoch {run_.diverged.epoch}, loss={run_.diverged.loss:.3g})"
+        else:
+            what = f"test acc {run_.accuracy:6.2%}, train loss {run_.history.epoch_losses[-1]:.4f}"
+        print(
+            f"[{k:>{len(str(total))}}/{total}] {run_.optimizer:<{col}}  lr={run_.lr:<8.3g} {what}",
+            flush=True,
+        )
+
+    configs = run_spec(args, names, lrs, [args.schedule], user).configs()
+    runs = _run_all(args, configs, lambda c: f"{c.optimizer} lr={c.lr:g}", report)
     grid: dict[str, list[_Run]] = {}
-    k = 0
-    for name in names:
-        for lr in lrs:
-            run_ = _train_one(args, name, lr, user)
-            k += 1
-            grid.setdefault(name, []).append(run_)
-            if run_.diverged is not None:
-                what = f"diverged (epoch {run_.diverged.epoch}, loss={run_.diverged.loss:.3g})"
-            else:
-                what = (
-                    f"test acc {run_.accuracy:6.2%}, train loss {run_.history.epoch_losses[-1]:.4f}"
-                )
-            print(
-                f"[{k:>{len(str(total))}}/{total}] {name:<{col}}  lr={lr:<8.3g} {what}", flush=True
-            )
+    for run_ in runs:
+        grid.setdefault(run_.optimizer, []).append(run_)
     print()
     widths = [max(8, len(n)) for n in names]
     print("final test accuracy ('diverged': the loss exploded)")
@@ -418,7 +470,9 @@ COMMAND = Command(
     "Train the same model (same init, same batches) with each learning rate and show\n"
     "what it does: a table of final loss and accuracy with a verdict per rate, and a\n"
     "PNG of the loss and accuracy curves. With --optimizers A,B,C: every optimizer at\n"
-    "every rate, a table, and a PNG of final test accuracy against lr, a line each.\n\n"
+    "every rate, a table, and a PNG of final test accuracy against lr, a line each.\n"
+    "The runs train one after the other here, or on Dask with --workers N (a local\n"
+    "cluster) or --scheduler tcp://HOST:PORT (a running one): the same numbers.\n\n"
     "examples:\n  fusedopt compare-lr --lrs 0.1 0.01 0.001\n"
     "  fusedopt compare-lr --optimizers Adam,SGD,Adagrad --lr-range 1e-4 10 11",
     add_arguments,
