@@ -339,3 +339,22 @@ def test_zero_with_fewer_params_than_ranks():
     zero.consolidate_state_dict()
     if RANK == 0:
         assert zero.state_dict()["state"].keys() == {0}
+
+
+def test_allreduce_then_local_steps_keep_the_replicas_equal():
+    """DistributedDataParallel's way: every rank reduces the grads and steps its own
+    optimizer; the replicas stay equal and follow one process on the mean grad."""
+    dtypes = [np.float32, np.float64] * 4
+    params = zero_params(dtypes)
+    oracle_params = [p.copy() for p in params]
+    opt = fo.AdamW(params, lr=1e-2, weight_decay=0.1)
+    oracle = fo.AdamW(oracle_params, lr=1e-2, weight_decay=0.1)
+    for step in range(4):
+        opt.step(allreduce_grads(grads_of(RANK, step, ZERO_SHAPES, dtypes, seed=9)))
+        oracle.step(mean_of(step, ZERO_SHAPES, dtypes, seed=9))
+    assert_same_everywhere(params)
+    for p, o in zip(params, oracle_params, strict=True):
+        if SIZE <= 2:
+            np.testing.assert_array_equal(p, o)
+        else:
+            np.testing.assert_allclose(p, o, rtol=1e-5, atol=1e-6)
