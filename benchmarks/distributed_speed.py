@@ -181,9 +181,7 @@ def main() -> None:
     zero_params = [p.copy() for p in params]
     zero = ZeroRedundancyOptimizer(zero_params, fo.Adam, lr=1e-3)
     zero.step(grads)
-    shard = [
-        zero._shard_grads[i] for i in sorted(zero._local_index, key=zero._local_index.__getitem__)
-    ]
+    shard = zero._local_grads
     assert zero.optim is not None
     local = zero.optim
     zcases = {

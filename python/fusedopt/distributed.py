@@ -51,7 +51,7 @@ import numpy as np
 
 from fusedopt import _core
 from fusedopt._optional import import_optional
-from fusedopt.clip import clip_coefficient
+from fusedopt.clip import check_max_norm, clip_coefficient
 from fusedopt.optimizer import Optimizer, check_no_overlap
 
 __all__ = [
@@ -187,8 +187,21 @@ class _Flat:
                 addresses.append(base + s * arr.itemsize)
         if not lengths:
             return mpi.BYTE, 0
-        base_type = mpi.FLOAT if self.arrays[0].dtype == np.float32 else mpi.DOUBLE
+        base_type = _mpi_type(mpi, self.arrays[0].dtype)
         return base_type.Create_hindexed(lengths, addresses).Commit(), 1
+
+
+@dataclass
+class _Layout:
+    """ZeRO's exchange of one dtype: the parameters in owner-major order, each rank's
+    bounds in that order, this rank's reduced-grads buffer and the shard's views of it,
+    and the parameters as a flat vector (for the all-gather)."""
+
+    order: list[int]
+    bounds: list[int]
+    buf: np.ndarray
+    shard: _Flat
+    params: _Flat
 
 
 def _free(types: list[Any], mpi: Any) -> None:
@@ -210,13 +223,37 @@ def _receive_buffer(dtype: np.dtype, n: int) -> np.ndarray:
         return buf
 
 
-def _ranges(bounds: Sequence[int], step: int, k: int) -> list[tuple[int, int]]:
-    """Round ``k`` of the reduction: rank q's elements [lo, hi) (its part of round k)."""
-    out = []
-    for q in range(len(bounds) - 1):
-        lo = min(bounds[q] + k * step, bounds[q + 1])
-        out.append((lo, min(bounds[q + 1], lo + step)))
-    return out
+def _mpi_type(mpi: Any, dtype: np.dtype) -> Any:
+    return mpi.FLOAT if dtype == np.float32 else mpi.DOUBLE
+
+
+def _rounds(
+    bounds: Sequence[int], itemsize: int, bucket_bytes: int
+) -> Iterator[list[tuple[int, int]]]:
+    """The rounds of an exchange: in each, every rank q's next slice [lo, hi) of its
+    elements [bounds[q], bounds[q+1]), all ranks' slices together ``bucket_bytes``."""
+    nranks = len(bounds) - 1
+    step = max(1, bucket_bytes // (itemsize * nranks))
+    longest = max(b - a for a, b in itertools.pairwise(bounds))
+    for k in range(math.ceil(longest / step) if longest else 0):
+        ranges = []
+        for q in range(nranks):
+            lo = min(bounds[q] + k * step, bounds[q + 1])
+            ranges.append((lo, min(bounds[q + 1], lo + step)))
+        yield ranges
+
+
+def _peer_types(
+    mpi: Any, flat: _Flat, ranges: Sequence[tuple[int, int]], rank: int
+) -> tuple[list[Any], list[int]]:
+    """The datatype and count of ``flat``'s elements ``ranges[q]`` for every other rank q
+    (none for this rank)."""
+    types, counts = [], []
+    for q, (lo, hi) in enumerate(ranges):
+        t, c = flat.datatype(mpi, lo, hi) if q != rank else (mpi.BYTE, 0)
+        types.append(t)
+        counts.append(c)
+    return types, counts
 
 
 def _reduce_scatter(
@@ -232,28 +269,19 @@ def _reduce_scatter(
     ``src.views(lo, hi)``; they may be those views), in rounds of ``bucket_bytes``."""
     mpi = _mpi()
     size, rank = comm.Get_size(), comm.Get_rank()
-    itemsize = src.arrays[0].itemsize if src.arrays else 8
-    step = max(1, bucket_bytes // (itemsize * size))
-    longest = max(b - a for a, b in itertools.pairwise(bounds))
-    rounds = math.ceil(longest / step) if longest else 0
-    for k in range(rounds):
-        ranges = _ranges(bounds, step, k)
+    dtype = src.arrays[0].dtype
+    zeros = [0] * size
+    for ranges in _rounds(bounds, dtype.itemsize, bucket_bytes):
         lo, hi = ranges[rank]
         m = hi - lo
-        received = _receive_buffer(src.arrays[0].dtype, (size - 1) * m)[: (size - 1) * m]
-        rows = received.reshape(size - 1, m)
-        send_types, send_counts = [], []
-        for q in range(size):
-            t, c = src.datatype(mpi, *ranges[q]) if q != rank else (mpi.BYTE, 0)
-            send_types.append(t)
-            send_counts.append(c)
-        base = mpi.FLOAT if itemsize == 4 else mpi.DOUBLE
+        rows = _receive_buffer(dtype, (size - 1) * m)[: (size - 1) * m].reshape(size - 1, m)
+        send_types, send_counts = _peer_types(mpi, src, ranges, rank)
         recv_counts = [0 if q == rank else m for q in range(size)]
-        recv_displs = [(q if q < rank else max(q - 1, 0)) * m * itemsize for q in range(size)]
+        recv_displs = [(q if q < rank else max(q - 1, 0)) * m * dtype.itemsize for q in range(size)]
         try:
             comm.Alltoallw(
-                [mpi.BOTTOM, send_counts, [0] * size, send_types],
-                [rows, recv_counts, recv_displs, [base] * size],
+                [mpi.BOTTOM, send_counts, zeros, send_types],
+                [rows, recv_counts, recv_displs, [_mpi_type(mpi, dtype)] * size],
             )
         finally:
             _free(send_types, mpi)
@@ -268,22 +296,16 @@ def _allgather(comm: Any, dst: _Flat, bounds: Sequence[int], bucket_bytes: int) 
     size, rank = comm.Get_size(), comm.Get_rank()
     if size == 1 or not dst.arrays:
         return
-    step = max(1, bucket_bytes // (dst.arrays[0].itemsize * size))
-    longest = max(b - a for a, b in itertools.pairwise(bounds))
-    for k in range(math.ceil(longest / step) if longest else 0):
-        ranges = _ranges(bounds, step, k)
+    zeros = [0] * size
+    for ranges in _rounds(bounds, dst.arrays[0].itemsize, bucket_bytes):
         mine, n_mine = dst.datatype(mpi, *ranges[rank])
         send_types = [mine if q != rank else mpi.BYTE for q in range(size)]
         send_counts = [n_mine if q != rank else 0 for q in range(size)]
-        recv_types, recv_counts = [], []
-        for q in range(size):
-            t, c = dst.datatype(mpi, *ranges[q]) if q != rank else (mpi.BYTE, 0)
-            recv_types.append(t)
-            recv_counts.append(c)
+        recv_types, recv_counts = _peer_types(mpi, dst, ranges, rank)
         try:
             comm.Alltoallw(
-                [mpi.BOTTOM, send_counts, [0] * size, send_types],
-                [mpi.BOTTOM, recv_counts, [0] * size, recv_types],
+                [mpi.BOTTOM, send_counts, zeros, send_types],
+                [mpi.BOTTOM, recv_counts, zeros, recv_types],
             )
         finally:
             _free([mine, *recv_types], mpi)
@@ -372,16 +394,18 @@ def allreduce_grads(
     work = [g if g.flags.c_contiguous else np.ascontiguousarray(g) for g in checked]
     for arrays in _by_dtype(work):
         small: list[np.ndarray] = []
+        packed = 0  # bytes in `small`
         for g in arrays:
             if g.nbytes >= bucket_bytes:  # its own bucket, reduced where it lies
                 comm.Allreduce(mpi.IN_PLACE, g)
                 if divide:
                     np.divide(g, g.dtype.type(size), out=g)
             elif g.size:
-                if sum(a.nbytes for a in small) + g.nbytes > bucket_bytes:
+                if packed + g.nbytes > bucket_bytes:
                     _reduce_packed(comm, mpi, small, size if divide else 1)
-                    small = []
+                    small, packed = [], 0
                 small.append(g)
+                packed += g.nbytes
         if small:
             _reduce_packed(comm, mpi, small, size if divide else 1)
     for g, w in zip(checked, work, strict=True):
@@ -391,22 +415,15 @@ def allreduce_grads(
 
 
 def _reduce_packed(comm: Any, mpi: Any, arrays: list[np.ndarray], divisor: int) -> None:
-    """One bucket of small arrays (one dtype): packed, reduced, unpacked (and divided)."""
-    n = sum(a.size for a in arrays)
-    buf = _receive_buffer(arrays[0].dtype, n)[:n]
-    at = 0
-    for a in arrays:
-        buf[at : at + a.size] = a.reshape(-1)
-        at += a.size
+    """One bucket of small arrays (one dtype): packed (one copy), reduced, and unpacked
+    and divided in one native sweep (``sum_ranks`` of this rank alone)."""
+    flat = _Flat.of(arrays)
+    buf = _receive_buffer(arrays[0].dtype, flat.size)[: flat.size]
+    np.concatenate([a.reshape(-1) for a in arrays], out=buf)
     comm.Allreduce(mpi.IN_PLACE, buf)
-    at = 0
-    for a in arrays:
-        part = buf[at : at + a.size].reshape(a.shape)
-        if divisor != 1:
-            np.divide(part, a.dtype.type(divisor), out=a)
-        else:
-            a[...] = part
-        at += a.size
+    parts = [buf[a:b] for a, b in itertools.pairwise(flat.offsets)]
+    nobody = np.empty((0, flat.size), buf.dtype)
+    _core.sum_ranks(flat.views(0, flat.size), parts, nobody, 0, float(divisor))
 
 
 # ------------------------------------------------------------------- ZeRO-1
@@ -509,8 +526,6 @@ class ZeroRedundancyOptimizer:
         self.optimizer_class = cls
         self.max_grad_norm = defaults.pop("max_grad_norm", None)
         if self.max_grad_norm is not None:
-            from fusedopt.clip import check_max_norm
-
             self.max_grad_norm = check_max_norm(self.max_grad_norm, "max_grad_norm")
         self.track_grad_norm = bool(defaults.pop("track_grad_norm", False))
         self.last_grad_norm: float | None = None
@@ -585,8 +600,10 @@ class ZeroRedundancyOptimizer:
             self.optimizer_class(local_groups, **self._class_defaults) if local_groups else None
         )
         # per dtype: the parameters in owner-major order (rank 0's shard first, each in
-        # the local optimizer's order), the ranks' bounds in it, and this rank's grads buffer
-        self._layouts = []
+        # the local optimizer's order), the ranks' bounds in it, and this rank's grads
+        # buffer; the shard's grads are views of it, laid out as the shard's parameters
+        self._layouts: list[_Layout] = []
+        views: dict[int, np.ndarray] = {}
         for dt in _DTYPES:
             order = [
                 i
@@ -602,16 +619,18 @@ class ZeroRedundancyOptimizer:
                     bounds[-1] + sum(self._params[i].size for i in order if self.owner[i] == q)
                 )
             buf = np.empty(bounds[self.rank + 1] - bounds[self.rank], dt)
-            self._layouts.append((order, bounds, buf))
-        # this rank's grads as views of its buffers, in local order
-        self._shard_grads: dict[int, np.ndarray] = {}
-        for order, _, buf in self._layouts:
+            shard: list[np.ndarray] = []
             at = 0
             for i in order:
                 if self.owner[i] == self.rank:
                     p = self._params[i]
-                    self._shard_grads[i] = buf[at : at + p.size].reshape(p.shape)
+                    views[i] = buf[at : at + p.size].reshape(p.shape)
+                    shard.append(views[i])
                     at += p.size
+            params = _Flat.of([self._params[i] for i in order])
+            self._layouts.append(_Layout(order, bounds, buf, _Flat.of(shard), params))
+        #: this rank's grads, in the local optimizer's order (views of the buffers)
+        self._local_grads = [views[i] for i in mine]
 
     @staticmethod
     def _hyper_items(group: Mapping[str, Any]) -> dict[str, Any]:
@@ -636,20 +655,19 @@ class ZeroRedundancyOptimizer:
             error = exc
         _agree(self.comm, error, signature, "the param groups")
         work = [g if g.flags.c_contiguous else np.ascontiguousarray(g) for g in checked]
-        for order, bounds, buf in self._layouts:
-            src = _Flat.of([work[i] for i in order])
-            lo = bounds[self.rank]
+        for lay in self._layouts:
+            lo = lay.bounds[self.rank]
 
-            def out(
-                a: int, b: int, buf: np.ndarray = buf, lo: int = lo, src: _Flat = src
-            ) -> list[np.ndarray]:
-                # the slices of this rank's buffer that match src.views(a, b)
-                return [buf[a - lo + s : a - lo + s + v.size] for s, v in _starts(src, a, b)]
+            def out(a: int, b: int, lay: _Layout = lay, lo: int = lo) -> list[np.ndarray]:
+                return lay.shard.views(a - lo, b - lo)  # the buffer's views matching src's
 
-            _reduce_scatter(self.comm, src, bounds, out, float(self.world_size), self.bucket_bytes)
+            src = _Flat.of([work[i] for i in lay.order])
+            _reduce_scatter(
+                self.comm, src, lay.bounds, out, float(self.world_size), self.bucket_bytes
+            )
         scale = 1.0
         if self.max_grad_norm is not None or self.track_grad_norm:
-            mine = [buf for _, _, buf in self._layouts if buf.size]
+            mine = [lay.buf for lay in self._layouts if lay.buf.size]
             local = _core.norm_sums(mine, 2.0)[0] if mine else 0.0
             norm = math.sqrt(self.comm.allreduce(float(local)))
             self.last_grad_norm = norm
@@ -657,16 +675,13 @@ class ZeroRedundancyOptimizer:
                 scale = clip_coefficient(self.max_grad_norm, norm)
         if self.optim is not None:
             if scale != 1.0:
-                for _, _, buf in self._layouts:
-                    np.multiply(buf, buf.dtype.type(scale), out=buf)
+                for lay in self._layouts:
+                    np.multiply(lay.buf, lay.buf.dtype.type(scale), out=lay.buf)
             for lg, gi in zip(self.optim.param_groups, self._local_group_of, strict=True):
                 lg.update(self._hyper_items(self.param_groups[gi]))
-            mine_idx = sorted(self._local_index, key=self._local_index.__getitem__)
-            self.optim.step([self._shard_grads[i] for i in mine_idx])
-        for order, bounds, _ in self._layouts:
-            _allgather(
-                self.comm, _Flat.of([self._params[i] for i in order]), bounds, self.bucket_bytes
-            )
+            self.optim.step(self._local_grads)
+        for lay in self._layouts:
+            _allgather(self.comm, lay.params, lay.bounds, self.bucket_bytes)
 
     def _check_grads(self, grads: Any) -> list[np.ndarray]:
         if isinstance(grads, np.ndarray) or not isinstance(grads, Sequence):
@@ -701,7 +716,7 @@ class ZeroRedundancyOptimizer:
         if not isinstance(to, int) or not 0 <= to < self.world_size:
             raise ValueError(f"to must be a rank in [0, {self.world_size}), got {to!r}")
         local = None if self.optim is None else self.optim.state_dict()["state"]
-        mine = sorted(self._local_index, key=self._local_index.__getitem__)
+        mine = list(self._local_index)  # global index of each local one, in local order
         entries = {} if local is None else {mine[k]: v for k, v in local.items()}
         gathered = self.comm.gather(entries, root=to)
         if self.rank != to:
@@ -781,11 +796,3 @@ class ZeroRedundancyOptimizer:
             f"ZeroRedundancyOptimizer({self.optimizer_class.__name__}, rank {self.rank} of "
             f"{self.world_size}, {n} of {len(self._params)} params)"
         )
-
-
-def _starts(src: _Flat, lo: int, hi: int) -> Iterator[tuple[int, np.ndarray]]:
-    """The views of ``src``'s elements [lo, hi) with each one's offset from ``lo``."""
-    at = 0
-    for v in src.views(lo, hi):
-        yield at, v
-        at += v.size

@@ -12,7 +12,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from fusedopt.cli.common import UsageError
-from fusedopt.lr_scheduler.presets import SCHEDULES, ScheduleSpec, schedule_factories
+from fusedopt.lr_scheduler.presets import (
+    SCHEDULES,
+    ScheduleSpec,
+    preset_arguments,
+    schedule_factories,
+)
 from fusedopt.lr_scheduler.presets import resolve_schedule as _resolve
 
 __all__ = [
@@ -37,13 +42,12 @@ def make_schedule(
     name: str, optimizer: Any, lr: float, total_steps: int, user: Mapping[str, Any]
 ) -> tuple[Any, str, bool]:
     """Build schedule ``name`` for ``optimizer``: (scheduler or None, description, per_epoch)."""
-    spec, factory = resolve_schedule(name)
+    try:
+        spec, factory, kwargs = preset_arguments(name, lr, total_steps, user)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
     if factory is None:
-        if user:
-            raise UsageError("the constant schedule takes no arguments")
         return None, "constant", False
-    kwargs = spec.defaults(lr, total_steps) if spec is not None else {}
-    kwargs.update(user)
     fname = getattr(factory, "__name__", str(factory))
     try:
         sched = factory(optimizer, **kwargs)

@@ -268,7 +268,7 @@ def build_run(config: RunConfig, data: Dataset | None = None) -> tuple[Dataset, 
         ValueError: an unknown schedule.
         TypeError, ValueError: the optimizer or schedule rejects its arguments.
     """
-    from fusedopt.lr_scheduler.presets import resolve_schedule
+    from fusedopt.lr_scheduler.presets import preset_arguments
 
     if data is None:
         data = _digits(config.seed, config.n_train)
@@ -279,15 +279,11 @@ def build_run(config: RunConfig, data: Dataset | None = None) -> tuple[Dataset, 
     kwargs = dict(config.options)
     kwargs["lr"] = config.lr
     opt = classes[config.optimizer](model.params, backend=config.backend, **kwargs)
-    spec, factory = resolve_schedule(config.schedule)
-    sched = None
-    if factory is not None:
-        total = config.epochs * math.ceil(len(data.y_train) / config.batch_size)
-        sched_kwargs = spec.defaults(config.lr, total) if spec is not None else {}
-        sched_kwargs.update(dict(config.schedule_options))
-        sched = factory(opt, **sched_kwargs)
-    elif config.schedule_options:
-        raise ValueError("the constant schedule takes no arguments")
+    total = config.epochs * math.ceil(len(data.y_train) / config.batch_size)
+    _, factory, arguments = preset_arguments(
+        config.schedule, config.lr, total, dict(config.schedule_options)
+    )
+    sched = None if factory is None else factory(opt, **arguments)
     return data, model, opt, sched
 
 

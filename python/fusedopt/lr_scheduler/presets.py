@@ -12,11 +12,17 @@ the scikit-learn estimators (``fusedopt.sklearn``, ``schedule=``) both take them
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["SCHEDULES", "ScheduleSpec", "resolve_schedule", "schedule_factories"]
+__all__ = [
+    "SCHEDULES",
+    "ScheduleSpec",
+    "preset_arguments",
+    "resolve_schedule",
+    "schedule_factories",
+]
 
 
 @dataclass(frozen=True)
@@ -154,3 +160,24 @@ def resolve_schedule(name: str) -> tuple[ScheduleSpec | None, Callable[..., Any]
             None,
         )
     return spec, factory
+
+
+def preset_arguments(
+    name: str, lr: float, total_steps: int, overrides: Mapping[str, Any] | None = None
+) -> tuple[ScheduleSpec | None, Callable[..., Any] | None, dict[str, Any]]:
+    """Schedule ``name`` sized to a run: ``(spec, factory, arguments)``, the arguments the
+    preset's defaults for peak ``lr`` over ``total_steps``, then ``overrides``; build it
+    as ``factory(optimizer, **arguments)``. ``constant``: ``(None, None, {})``.
+
+    Raises:
+        ValueError: an unknown name, or arguments for the constant schedule.
+    """
+    spec, factory = resolve_schedule(name)
+    overrides = dict(overrides or {})
+    if factory is None:
+        if overrides:
+            raise ValueError("the constant schedule takes no arguments")
+        return None, None, {}
+    arguments = spec.defaults(lr, total_steps) if spec is not None else {}
+    arguments.update(overrides)
+    return spec, factory, arguments
