@@ -61,10 +61,15 @@ def test_signature_is_the_tables(cls):
     sig = SIGNATURES[cls]
     params = inspect.signature(cls).parameters
     # fusedopt's own, for every class (LBFGS does not clip: clipping breaks its secant pairs)
-    options = ("backend", "max_grad_norm", "track_grad_norm")
+    options: tuple[str, ...] = ("backend", "max_grad_norm", "track_grad_norm")
     if cls is fo.LBFGS:
         options = ("backend",)
+    # low precision (issue 18): every class, with the contract's defaults
+    options = (*options, "state_dtype", "stochastic_rounding", "seed")
     assert list(params) == ["params", *sig.positional, *sig.keyword_only, *options]
+    assert params["state_dtype"].default is None
+    assert params["stochastic_rounding"].default is False
+    assert params["seed"].default == 0
     for name in ("params", *sig.positional):
         assert params[name].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD, name
     for name in (*sig.keyword_only, *options):

@@ -78,6 +78,33 @@ inline bool supported_dtype(PyArrayObject* a) {
     return (t == NPY_FLOAT32 || t == NPY_FLOAT64) && PyArray_ISNOTSWAPPED(a);
 }
 
+// Whether `a`'s dtype is ml_dtypes.bfloat16 (a NumPy user dtype: its scalar type is
+// compared with the one of ml_dtypes, which must be imported already for such an array
+// to exist; fusedopt never imports it here).
+inline bool is_bfloat16(PyArrayObject* a) {
+    if (PyArray_TYPE(a) < NPY_USERDEF || PyArray_ITEMSIZE(a) != 2) return false;
+    PyObject* mod = PyImport_GetModule(py::str("ml_dtypes").ptr());
+    if (!mod) {
+        PyErr_Clear();
+        return false;
+    }
+    py::object module = py::reinterpret_steal<py::object>(mod);
+    if (!py::hasattr(module, "bfloat16")) return false;
+    return module.attr("bfloat16").ptr() == reinterpret_cast<PyObject*>(PyArray_DESCR(a)->typeobj);
+}
+
+// fusedopt's DType (types.hpp) of a parameter in the machine's byte order: float32,
+// float64, bfloat16 or float16; -1 for any other.
+inline int param_dtype(PyArrayObject* a) {
+    if (!PyArray_ISNOTSWAPPED(a)) return -1;
+    switch (PyArray_TYPE(a)) {
+        case NPY_FLOAT32: return 0;
+        case NPY_FLOAT64: return 1;
+        case NPY_FLOAT16: return 3;
+        default: return is_bfloat16(a) ? 2 : -1;
+    }
+}
+
 // C-contiguous arrays are walked in C order, other (Fortran-)contiguous ones in
 // Fortran order; every array of one tensor must be laid out like its parameter.
 inline bool same_layout(PyArrayObject* a, bool c_order) {

@@ -66,6 +66,20 @@ const Written* find_overlap(const std::vector<Written>& spans, const Extent& e) 
     return it != spans.end() && it->extent.lo < e.hi ? &*it : nullptr;
 }
 
+// SplitMix64's finalizer (Steele, Lea & Flood 2014).
+std::uint64_t splitmix64(std::uint64_t z) {
+    z += 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+// The key of stochastic rounding for parameter `index` at rounding step `step` (the NumPy
+// reference derives the same: fusedopt.low_precision.rounding_key).
+std::uint64_t rounding_key(std::uint64_t seed, std::uint64_t step, std::uint64_t index) {
+    return splitmix64(splitmix64(splitmix64(seed) ^ step) ^ index);
+}
+
 // Holds a Plan's mutex for the length of a call. A call that finds the Plan busy (another
 // thread is inside a step, without the GIL) waits for it without holding the GIL; a call
 // from inside a call on the same thread (a grads sequence or a hyperparameter whose
@@ -125,9 +139,11 @@ public:
             if (!PyArray_Check(p.ptr()))
                 throw py::type_error(item("params", i) + " must be a numpy.ndarray, got " + type_name(p.ptr()));
             auto* a = reinterpret_cast<PyArrayObject*>(p.ptr());
-            if (!supported_dtype(a))
+            const int dtype = param_dtype(a);
+            if (dtype < 0)
                 throw py::type_error(item("params", i) + " has dtype " + dtype_of(a) +
-                                     "; fusedopt updates float32 and float64 arrays in the machine's byte order");
+                                     "; fusedopt updates float32, float64, float16 and bfloat16 (ml_dtypes) arrays "
+                                     "in the machine's byte order");
             if (!PyArray_ISWRITEABLE(a)) throw py::value_error(item("params", i) + " is read-only");
             const bool c_order = PyArray_IS_C_CONTIGUOUS(a);
             if (!same_layout(a, c_order))
@@ -142,7 +158,8 @@ public:
             TensorRef r{};
             r.param = PyArray_DATA(a);
             r.size = static_cast<std::size_t>(PyArray_SIZE(a));
-            r.is_double = PyArray_TYPE(a) == NPY_FLOAT64;
+            r.is_double = dtype == kFloat64;
+            r.param_type = r.state_type = static_cast<unsigned char>(dtype);
             r.group = group_of[i];
             refs_.push_back(r);
             sizes_.push_back(r.size);
@@ -157,11 +174,18 @@ public:
 
     // state[i][k]: None or the k-th state array of params[i]; scalars[i][k]: None or a
     // float64 array of one element holding the k-th scalar state of params[i].
-    void set_state(py::sequence state, py::sequence scalars) {
+    // absmax[i][k]: None, or for int8 state k of params[i] its float32 block scales (one per
+    // kQuantBlock elements); quant[k]: the code of state k when int8 (QuantCode).
+    void set_state(py::sequence state, py::sequence scalars, py::object absmax, std::vector<int> quant) {
         Busy busy(mu_, owner_);
         require_kernel();
         const std::size_t n = params_.size();
         if (py::len(state) != n || py::len(scalars) != n) throw py::value_error("state and scalars need one entry per parameter");
+        if (!absmax.is_none() && py::len(absmax) != n) throw py::value_error("absmax needs one entry per parameter");
+        if (!quant.empty() && static_cast<int>(quant.size()) != kernel_->n_state)
+            throw py::value_error("quant needs one code per state array of the kernel");
+        for (int q : quant)
+            if (q != kQuantLinear && q != kQuantExponent) throw py::value_error("quant codes are 1 (linear) or 2 (exponent)");
         check_params_unchanged();
         std::vector<py::object> keep;
         std::vector<Snapshot> checks;
@@ -174,22 +198,52 @@ public:
             if (static_cast<int>(py::len(st)) != kernel_->n_state || static_cast<int>(py::len(sc)) != kernel_->n_scalar)
                 throw py::value_error(std::string("kernel '") + kernel_->name + "' takes " + std::to_string(kernel_->n_state) +
                                       " state arrays and " + std::to_string(kernel_->n_scalar) + " scalars per parameter");
-            for (int k = 0; k < kMaxState; ++k) refs[i].state[k] = nullptr;
+            for (int k = 0; k < kMaxState; ++k) {
+                refs[i].state[k] = nullptr;
+                refs[i].absmax[k] = nullptr;
+                refs[i].quant[k] = kQuantNone;
+            }
             for (int k = 0; k < kMaxScalar; ++k) refs[i].scalar[k] = nullptr;
+            refs[i].state_type = refs[i].param_type;
+            int state_type = -1;  // of this parameter's state arrays, which must all agree
             for (int k = 0; k < kernel_->n_state; ++k) {
                 py::object s = st[static_cast<std::size_t>(k)];
                 if (s.is_none()) continue;
                 const std::string what = "state of " + item("params", i);
                 if (!PyArray_Check(s.ptr())) throw py::type_error(what + " must be a numpy.ndarray");
                 auto* a = reinterpret_cast<PyArrayObject*>(s.ptr());
-                if (PyArray_TYPE(a) != PyArray_TYPE(p) || !PyArray_ISNOTSWAPPED(a))
-                    throw py::type_error(what + " has dtype " + dtype_of(a) + ", the parameter " + dtype_of(p));
+                const int type = PyArray_TYPE(a) == NPY_INT8 ? kInt8 : param_dtype(a);
+                const bool half_param = refs[i].param_type >= kBFloat16;
+                const bool allowed = type == refs[i].param_type || (half_param && type == kFloat32) || type == kInt8;
+                if (!allowed || (state_type >= 0 && type != state_type) || !PyArray_ISNOTSWAPPED(a))
+                    throw py::type_error(what + " has dtype " + dtype_of(a) + ", the parameter " + dtype_of(p) +
+                                         " (state is the parameter's dtype, float32 for a half-precision parameter, "
+                                         "or int8, the same for all its arrays)");
+                state_type = type;
+                if (type == kInt8) {
+                    PyObject* am = absmax.is_none() ? nullptr : py::sequence(absmax[py::int_(i)])[py::int_(k)].ptr();
+                    auto* b = am && PyArray_Check(am) ? reinterpret_cast<PyArrayObject*>(am) : nullptr;
+                    const npy_intp blocks = (PyArray_SIZE(p) + static_cast<npy_intp>(kQuantBlock) - 1) /
+                                            static_cast<npy_intp>(kQuantBlock);
+                    if (quant.empty() || !b || PyArray_TYPE(b) != NPY_FLOAT32 || PyArray_SIZE(b) != blocks ||
+                        !PyArray_IS_C_CONTIGUOUS(b) || !PyArray_ISALIGNED(b) || !PyArray_ISWRITEABLE(b) ||
+                        !PyArray_ISNOTSWAPPED(b))
+                        throw py::type_error(what + ": int8 state needs a writeable float32 absmax array of " +
+                                             std::to_string(blocks) + " blocks and its code");
+                    if (overlaps(b, p) || overlaps(b, a)) throw py::value_error(what + ": absmax shares memory");
+                    refs[i].absmax[k] = static_cast<float*>(PyArray_DATA(b));
+                    refs[i].quant[k] = static_cast<unsigned char>(quant[static_cast<std::size_t>(k)]);
+                    checks.push_back(Snapshot::of(b, true));
+                    written.push_back({extent_of(b), i, true});
+                    keep.push_back(py::reinterpret_borrow<py::object>(am));
+                }
                 if (!same_shape(a, p))
                     throw py::value_error(what + " has shape " + shape_of(a) + ", the parameter " + shape_of(p));
                 if (!PyArray_ISWRITEABLE(a) || !same_layout(a, c_order_[i]))
                     throw py::value_error(what + " must be writeable and laid out like the parameter");
                 if (overlaps(a, p)) throw py::value_error(what + " shares memory with the parameter");
                 refs[i].state[k] = PyArray_DATA(a);
+                refs[i].state_type = static_cast<unsigned char>(type);
                 checks.push_back(Snapshot::of(a, c_order_[i]));
                 written.push_back({extent_of(a), i, true});
                 keep.push_back(s);
@@ -224,14 +278,23 @@ public:
     // (whether the step was taken, the total L2 norm of the grads or NaN if not computed,
     // how many grads were None). A None grad skips its parameter: the kernel never sees it,
     // and it counts in no norm.
+    // With `seed` (stochastic rounding), the writes of half-precision parameters round
+    // stochastically with the bits of (seed, sr_step, parameter index, element index).
     py::tuple step(py::handle grads, py::handle groups, bool skip_nonfinite, std::optional<double> max_grad_norm,
-                   bool track_grad_norm) {
+                   bool track_grad_norm, std::optional<std::uint64_t> seed, std::uint64_t sr_step) {
         Busy busy(mu_, owner_);
         require_kernel();
         if (!ready_) throw py::value_error("the optimizer state has not been set");
         if (max_grad_norm && !(*max_grad_norm >= 0.0))
             throw py::value_error("max_grad_norm must be >= 0 or None, got " + std::to_string(*max_grad_norm));
         check_state_unchanged();
+        for (std::size_t i = 0; i < refs_.size(); ++i) {  // before prepare_grads copies refs_
+            refs_[i].stochastic = seed.has_value() && refs_[i].param_type >= kBFloat16;
+            if (!refs_[i].stochastic) continue;
+            const std::uint64_t key = rounding_key(*seed, sr_step, i);
+            refs_[i].sr_key[0] = static_cast<unsigned>(key & 0xffffffffu);
+            refs_[i].sr_key[1] = static_cast<unsigned>(key >> 32);
+        }
         std::vector<py::object> copies;  // grads that had to be brought to the parameter's layout
         py::object seq = prepare_grads(grads, copies);
         read_hypers(groups);
@@ -267,6 +330,10 @@ public:
         if (!(count >= 1.0)) throw py::value_error("count must be >= 1");
         const std::size_t n = params_.size();
         if (py::len(accs) != n) throw py::value_error("accs need one array per parameter");
+        for (std::size_t i = 0; i < n; ++i)
+            if (refs_[i].param_type >= kBFloat16)
+                throw py::type_error(item("params", i) + " is " + dtype_of(reinterpret_cast<PyArrayObject*>(params_[i].ptr())) +
+                                     ": accumulating grads (MultiSteps) takes float32 and float64 parameters");
         std::vector<Written> spans = written_;
         std::vector<TensorRef> work(n);
         std::vector<py::object> keep;
@@ -513,9 +580,11 @@ void register_optim(py::module_& m) {
     py::class_<Plan>(m, "Plan", "The parameters and state of one optimizer, stepped by a fused kernel in one call.")
         .def(py::init<std::shared_ptr<const HyperRules>, py::sequence, std::vector<int>, int>(), py::arg("rules"),
              py::arg("params"), py::arg("group_of"), py::arg("n_groups"))
-        .def("set_state", &Plan::set_state, py::arg("state"), py::arg("scalars"))
+        .def("set_state", &Plan::set_state, py::arg("state"), py::arg("scalars"), py::arg("absmax") = py::none(),
+             py::arg("quant") = std::vector<int>{})
         .def("step", &Plan::step, py::arg("grads"), py::arg("param_groups"), py::arg("skip_nonfinite") = false,
-             py::arg("max_grad_norm") = py::none(), py::arg("track_grad_norm") = false)
+             py::arg("max_grad_norm") = py::none(), py::arg("track_grad_norm") = false, py::arg("seed") = py::none(),
+             py::arg("sr_step") = 0)
         .def("accumulate", &Plan::accumulate, py::arg("accs"), py::arg("grads"), py::arg("count"))
         .def("checked_grads", &Plan::checked_grads, py::arg("grads"), py::arg("param_groups") = py::none())
         .def("all_finite", &Plan::all_finite, py::arg("grads"))

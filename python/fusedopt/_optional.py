@@ -39,6 +39,7 @@ EXTRAS: dict[str, str] = {
     "mpi4py": "mpi",
     "dask": "dask",
     "distributed": "dask",
+    "ml_dtypes": "half",
 }
 
 #: How to install every optional dependency of the demo (data, plots, progress bars).

@@ -11,7 +11,15 @@ from typing import Any
 import numpy as np
 
 from . import _core, reference
-from .optimizer import BACKEND_DOC, CLIP_DOC, MAXIMIZE_DOC, PARAMS_DOC, Optimizer, Params
+from .optimizer import (
+    BACKEND_DOC,
+    CLIP_DOC,
+    MAXIMIZE_DOC,
+    PARAMS_DOC,
+    Optimizer,
+    Params,
+    StateDType,
+)
 from .rules import FLAG, NONNEGATIVE, Rule, hyper_table
 
 __all__ = ["Adafactor"]
@@ -102,6 +110,7 @@ class Adafactor(Optimizer):
     """
 
     kernel = None
+    half_params = False
     state_names = ("row_var", "col_var", "variance")
     scalar_names = ("step",)
     hyperparameters = hyper_table(
@@ -128,6 +137,9 @@ class Adafactor(Optimizer):
         backend: str = "fused",
         max_grad_norm: float | None = None,
         track_grad_norm: bool = False,
+        state_dtype: StateDType = None,
+        stochastic_rounding: bool = False,
+        seed: int = 0,
     ) -> None:
         super().__init__(params, locals(), backend=backend)
 

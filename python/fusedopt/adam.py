@@ -13,6 +13,7 @@ from .optimizer import (
     PARAMS_DOC,
     Optimizer,
     Params,
+    StateDType,
 )
 from .rules import BETAS, FLAG, NONNEGATIVE, hyper_table
 
@@ -60,6 +61,7 @@ class Adam(Optimizer):
     """
 
     kernel = "adam"
+    int8_state = True
     state_names = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
     scalar_names = ("step",)
     hyperparameters = hyper_table(
@@ -87,6 +89,9 @@ class Adam(Optimizer):
         backend: str = "fused",
         max_grad_norm: float | None = None,
         track_grad_norm: bool = False,
+        state_dtype: StateDType = None,
+        stochastic_rounding: bool = False,
+        seed: int = 0,
     ) -> None:
         super().__init__(params, locals(), backend=backend)
 

@@ -13,6 +13,7 @@ from .optimizer import (
     PARAMS_DOC,
     Optimizer,
     Params,
+    StateDType,
 )
 from .rules import BETAS, FLAG, NONNEGATIVE, hyper_table
 
@@ -54,6 +55,7 @@ class Adamax(Optimizer):
     """
 
     kernel = "adamax"
+    int8_state = True
     state_names = ("exp_avg", "exp_inf")
     scalar_names = ("step",)
     hyperparameters = hyper_table(
@@ -77,6 +79,9 @@ class Adamax(Optimizer):
         backend: str = "fused",
         max_grad_norm: float | None = None,
         track_grad_norm: bool = False,
+        state_dtype: StateDType = None,
+        stochastic_rounding: bool = False,
+        seed: int = 0,
     ) -> None:
         super().__init__(params, locals(), backend=backend)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .adam import ADAM_ARGS_DOC, Adam
-from .optimizer import BACKEND_DOC, CLIP_DOC, MAXIMIZE_DOC, PARAMS_DOC, Params
+from .optimizer import BACKEND_DOC, CLIP_DOC, MAXIMIZE_DOC, PARAMS_DOC, Params, StateDType
 
 __all__ = ["AdamW"]
 
@@ -47,6 +47,9 @@ class AdamW(Adam):
         backend: str = "fused",
         max_grad_norm: float | None = None,
         track_grad_norm: bool = False,
+        state_dtype: StateDType = None,
+        stochastic_rounding: bool = False,
+        seed: int = 0,
     ) -> None:
         super().__init__(
             params,
@@ -60,4 +63,7 @@ class AdamW(Adam):
             backend=backend,
             max_grad_norm=max_grad_norm,
             track_grad_norm=track_grad_norm,
+            state_dtype=state_dtype,
+            stochastic_rounding=stochastic_rounding,
+            seed=seed,
         )

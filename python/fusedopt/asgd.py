@@ -13,6 +13,7 @@ from .optimizer import (
     PARAMS_DOC,
     Optimizer,
     Params,
+    StateDType,
 )
 from .rules import ANY_REAL, FLAG, NONNEGATIVE, hyper_table
 
@@ -86,6 +87,9 @@ class ASGD(Optimizer):
         backend: str = "fused",
         max_grad_norm: float | None = None,
         track_grad_norm: bool = False,
+        state_dtype: StateDType = None,
+        stochastic_rounding: bool = False,
+        seed: int = 0,
     ) -> None:
         super().__init__(params, locals(), backend=backend)
 

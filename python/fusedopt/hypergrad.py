@@ -7,7 +7,7 @@ from typing import Any
 
 from . import reference
 from ._group_step import GroupStepOptimizer
-from .optimizer import BACKEND_DOC, CLIP_DOC, MAXIMIZE_DOC, PARAMS_DOC, Params
+from .optimizer import BACKEND_DOC, CLIP_DOC, MAXIMIZE_DOC, PARAMS_DOC, Params, StateDType
 from .rules import BETAS, FLAG, NONNEGATIVE, Rule, hyper_table
 
 __all__ = ["SGDHD", "AdamHD"]
@@ -102,6 +102,9 @@ class SGDHD(GroupStepOptimizer):
         backend: str = "fused",
         max_grad_norm: float | None = None,
         track_grad_norm: bool = False,
+        state_dtype: StateDType = None,
+        stochastic_rounding: bool = False,
+        seed: int = 0,
     ) -> None:
         super().__init__(params, locals(), backend=backend)
 
@@ -183,5 +186,8 @@ class AdamHD(GroupStepOptimizer):
         backend: str = "fused",
         max_grad_norm: float | None = None,
         track_grad_norm: bool = False,
+        state_dtype: StateDType = None,
+        stochastic_rounding: bool = False,
+        seed: int = 0,
     ) -> None:
         super().__init__(params, locals(), backend=backend)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from . import reference
-from .optimizer import BACKEND_DOC, CLIP_DOC, PARAMS_DOC, Optimizer, Params
+from .optimizer import BACKEND_DOC, CLIP_DOC, PARAMS_DOC, Optimizer, Params, StateDType
 from .rules import BETAS, NONNEGATIVE, hyper_table
 
 __all__ = ["LAMB"]
@@ -72,5 +72,8 @@ class LAMB(Optimizer):
         backend: str = "fused",
         max_grad_norm: float | None = None,
         track_grad_norm: bool = False,
+        state_dtype: StateDType = None,
+        stochastic_rounding: bool = False,
+        seed: int = 0,
     ) -> None:
         super().__init__(params, locals(), backend=backend)

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from . import reference
-from .optimizer import BACKEND_DOC, CLIP_DOC, PARAMS_DOC, Optimizer, Params
+from .optimizer import BACKEND_DOC, CLIP_DOC, PARAMS_DOC, Optimizer, Params, StateDType
 from .rules import FLAG, NONNEGATIVE, hyper_table
 
 __all__ = ["LARS"]
@@ -80,6 +80,9 @@ class LARS(Optimizer):
         backend: str = "fused",
         max_grad_norm: float | None = None,
         track_grad_norm: bool = False,
+        state_dtype: StateDType = None,
+        stochastic_rounding: bool = False,
+        seed: int = 0,
     ) -> None:
         super().__init__(params, locals(), backend=backend)
 

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from . import _core, reference
-from .optimizer import PARAMS_DOC, Optimizer, Params, _call_closure, _read_only
+from .optimizer import PARAMS_DOC, Optimizer, Params, StateDType, _call_closure, _read_only
 from .reference.lbfgs import strong_wolfe
 from .rules import NONNEGATIVE, check_choice, check_int, hyper_table
 
@@ -83,6 +83,7 @@ class LBFGS(Optimizer):
     """.replace("{PARAMS_DOC}", PARAMS_DOC)
 
     kernel = None
+    half_params = False
     steps_any_array = False
     state_names = ()
     scalar_names = _SCALARS
@@ -110,6 +111,9 @@ class LBFGS(Optimizer):
         line_search_fn: str | None = None,
         *,
         backend: str = "fused",
+        state_dtype: StateDType = None,
+        stochastic_rounding: bool = False,
+        seed: int = 0,
     ) -> None:
         check_int(1)(max_iter, "max_iter")
         if max_eval is None:

@@ -10,6 +10,7 @@ from .optimizer import (
     PARAMS_DOC,
     Optimizer,
     Params,
+    StateDType,
 )
 from .rules import BETAS, FLAG, NONNEGATIVE, hyper_table
 
@@ -55,6 +56,7 @@ class Lion(Optimizer):
     """
 
     kernel = "lion"
+    int8_state = True
     state_names = ("exp_avg",)
     scalar_names = ()
     hyperparameters = hyper_table(
@@ -76,5 +78,8 @@ class Lion(Optimizer):
         backend: str = "fused",
         max_grad_norm: float | None = None,
         track_grad_norm: bool = False,
+        state_dtype: StateDType = None,
+        stochastic_rounding: bool = False,
+        seed: int = 0,
     ) -> None:
         super().__init__(params, locals(), backend=backend)

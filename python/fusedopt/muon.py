@@ -10,7 +10,7 @@ import numpy as np
 
 from . import reference
 from ._memory import spread_full_like
-from .optimizer import BACKEND_DOC, CLIP_DOC, PARAMS_DOC, Optimizer, ParamGroup, Params
+from .optimizer import BACKEND_DOC, CLIP_DOC, PARAMS_DOC, Optimizer, ParamGroup, Params, StateDType
 from .reference.muon import adjust_lr, round_bfloat16
 from .rules import FLAG, NONNEGATIVE, Rule, check_choice, check_int, hyper_table
 
@@ -74,6 +74,7 @@ class Muon(Optimizer):
     )
 
     kernel = None
+    half_params = False
     steps_any_array = False
     state_names = ("momentum_buffer",)
     scalar_names = ()
@@ -109,6 +110,9 @@ class Muon(Optimizer):
         backend: str = "fused",
         max_grad_norm: float | None = None,
         track_grad_norm: bool = False,
+        state_dtype: StateDType = None,
+        stochastic_rounding: bool = False,
+        seed: int = 0,
     ) -> None:
         self._ns_buffers: dict[tuple[int, int], dict[str, np.ndarray]] = {}
         super().__init__(params, locals(), backend=backend)

@@ -13,6 +13,7 @@ from .optimizer import (
     PARAMS_DOC,
     Optimizer,
     Params,
+    StateDType,
 )
 from .rules import BETAS, FLAG, NONNEGATIVE, hyper_table
 
@@ -63,6 +64,7 @@ class NAdam(Optimizer):
     """
 
     kernel = "nadam"
+    int8_state = True
     state_names = ("exp_avg", "exp_avg_sq")
     scalar_names = ("step", "mu_product")
     hyperparameters = hyper_table(
@@ -90,6 +92,9 @@ class NAdam(Optimizer):
         backend: str = "fused",
         max_grad_norm: float | None = None,
         track_grad_norm: bool = False,
+        state_dtype: StateDType = None,
+        stochastic_rounding: bool = False,
+        seed: int = 0,
     ) -> None:
         super().__init__(params, locals(), backend=backend)
 

@@ -30,19 +30,30 @@ import numpy as np
 from . import _core
 from ._memory import spread_full_like
 from .clip import check_max_norm, clip_coefficient, reference_total_norm
+from .low_precision import (
+    EXPONENT_CODED,
+    QUANT_BLOCK,
+    dequantize,
+    is_half,
+    quantize,
+    round_half,
+    rounding_key,
+)
 from .rules import Checker, Rule
 
-__all__ = ["BACKENDS", "Optimizer", "ParamGroup", "Params", "RemovableHandle"]
+__all__ = ["BACKENDS", "Optimizer", "ParamGroup", "Params", "RemovableHandle", "StateDType"]
 
 ParamGroup = dict[str, Any]
+#: What ``state_dtype`` takes: None, "int8", or a dtype (the parameter's, or float32).
+StateDType = Any
 Params = Sequence[np.ndarray] | Sequence[ParamGroup]
 BACKENDS = ("fused", "numpy")
 
 # Shared pieces of the algorithms' docstrings, written once.
 PARAMS_DOC = """\
-params: the arrays to optimize (float32 or float64, contiguous, writeable), or a
-    list of dicts each with key ``"params"`` and per-group overrides of the
-    hyperparameters below. The arrays are updated in place."""
+params: the arrays to optimize (float32, float64, float16 or ``ml_dtypes.bfloat16``;
+    contiguous, writeable), or a list of dicts each with key ``"params"`` and per-group
+    overrides of the hyperparameters below. The arrays are updated in place."""
 BACKEND_DOC = """\
 backend: ``"fused"`` (default): one fused C++ kernel per step for all tensors;
     ``"numpy"``: the readable NumPy reference in :mod:`fusedopt.reference`. Both
@@ -53,7 +64,15 @@ max_grad_norm: clip by the global L2 norm of all grads, inside the step: the upd
             sees the grads as ``clip_grad_norm_(grads, max_grad_norm)`` would leave them,
             and the grads are not written (default None: no clipping).
         track_grad_norm: compute ``last_grad_norm`` at every step also without clipping
-            (default False: only ``max_grad_norm`` computes it)."""
+            (default False: only ``max_grad_norm`` computes it).
+        state_dtype: the dtype of the state arrays: None (default: the parameter's dtype,
+            float32 for float16 / bfloat16 parameters), the parameter's own dtype (as torch
+            keeps it), or ``"int8"`` (blockwise-quantized moments: the Adam family, SGD with
+            momentum and Lion; see :mod:`fusedopt.low_precision`).
+        stochastic_rounding: round the writes of float16 / bfloat16 parameters
+            stochastically (unbiased) instead of to nearest (default False).
+        seed: the key of stochastic rounding's counter-based generator (default 0): the
+            same bits for any number of threads and after a resume."""
 
 
 class RemovableHandle:
@@ -129,6 +148,9 @@ def _call_closure(closure: Callable[[], Any]) -> tuple[Any, Any]:
 def _read_only(a: np.ndarray) -> np.ndarray:
     """A read-only view of ``a``: its values stay live; writing through it raises, and so
     does setting its ``writeable`` flag back (it sees ``a`` through a read-only buffer)."""
+    if a.dtype.kind == "V":  # bfloat16 (ml_dtypes) has no buffer format: through its bits
+        bits = a.view(np.dtype(f"u{a.dtype.itemsize}"))
+        return np.asarray(memoryview(bits).toreadonly()).view(a.dtype)  # type: ignore[arg-type]
     return np.asarray(memoryview(a).toreadonly())  # type: ignore[arg-type]  # ndarray is a buffer
 
 
@@ -247,6 +269,11 @@ class Optimizer:
     #: Create the state when parameters are added rather than at their first step
     #: (torch's Adagrad has its ``sum`` from construction).
     eager_state: ClassVar[bool] = False
+    #: Whether ``state_dtype="int8"`` is offered (the Adam family, SGD with momentum, Lion).
+    int8_state: ClassVar[bool] = False
+    #: Whether float16 / bfloat16 parameters are taken (False: the classes that step
+    #: themselves and the schedule-free ones, whose train/eval swap is float32/float64).
+    half_params: ClassVar[bool] = True
     #: The native validator compiled from ``hyperparameters`` (one per class).
     _rules: ClassVar[_core.HyperRules]
     #: Whether a step calls :meth:`_check_step` (set per class).
@@ -295,6 +322,7 @@ class Optimizer:
         self.skipped_steps = 0
         self.max_grad_norm = defaults.get("max_grad_norm")
         self.track_grad_norm = defaults.get("track_grad_norm", False)
+        self._init_low_precision(defaults)
         self.last_grad_norm: float | None = None
         # which parameters have had a step (their state is visible; eager state always is)
         self._touched: list[bool] = []
@@ -358,6 +386,7 @@ class Optimizer:
         """Checks the new groups' arrays against each other and the existing ones, then commits."""
         params = self._params + [p for g in new_groups for p in g["params"]]
         check_no_overlap(params)
+        self._check_precision(params)
         groups = self.param_groups + new_groups
         if len({"param_names" in g for g in groups}) > 1:
             raise ValueError("all optimizer param groups should be with/without names.")
@@ -380,6 +409,153 @@ class Optimizer:
             group = self._make_group(param_group, len(self.param_groups), len(self._params))
             self._install([group])
 
+    # --------------------------------------------------------- low precision
+    def _init_low_precision(self, defaults: Mapping[str, Any]) -> None:
+        """Takes ``state_dtype``, ``stochastic_rounding`` and ``seed`` (checked) from the
+        constructor's arguments."""
+        state_dtype = defaults.get("state_dtype")
+        sr = defaults.get("stochastic_rounding", False)
+        seed = defaults.get("seed", 0)
+        if not isinstance(sr, bool | np.bool_):
+            raise TypeError(f"stochastic_rounding must be a bool, got {type(sr).__name__}")
+        if isinstance(seed, bool | np.bool_) or not isinstance(seed, numbers.Integral):
+            raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+        if not 0 <= int(seed) < 2**64:
+            raise ValueError(f"seed must be in [0, 2**64), got {seed}")
+        if isinstance(state_dtype, str) and state_dtype == "int8":
+            if not self.int8_state:
+                raise ValueError(
+                    f"state_dtype='int8' is not offered by {type(self).__name__}: int8 state "
+                    "is for the Adam family (Adam, AdamW, NAdam, RAdam, Adamax), SGD with "
+                    "momentum and Lion"
+                )
+            resolved: np.dtype[Any] | str | None = "int8"
+        elif state_dtype is None:
+            resolved = None
+        else:
+            try:
+                resolved = np.dtype(state_dtype)
+            except TypeError:
+                raise ValueError(
+                    f"state_dtype must be None, 'int8' or a dtype (the parameter's, or float32 "
+                    f"for float16 / bfloat16 parameters), got {state_dtype!r}"
+                ) from None
+            if resolved == np.int8:
+                resolved = "int8"
+                if not self.int8_state:
+                    raise ValueError(f"state_dtype='int8' is not offered by {type(self).__name__}")
+            elif resolved.kind not in "fV" or resolved.itemsize not in (2, 4, 8):
+                raise ValueError(
+                    f"state_dtype must be None, 'int8' or a floating dtype, got {state_dtype!r}"
+                )
+        self.state_dtype = resolved
+        self.stochastic_rounding = bool(sr)
+        self.seed = int(seed)
+        self._sr_step = 0
+
+    def _check_precision(self, params: Sequence[np.ndarray]) -> None:
+        """The parameters' dtypes against the class and ``state_dtype``, before anything
+        is installed (TypeError / ValueError naming the parameter)."""
+        any_half = False
+        for i, p in enumerate(params):
+            half = is_half(p.dtype)
+            any_half = any_half or half
+            if half and not self.half_params:
+                raise TypeError(
+                    f"params[{i}] is {p.dtype}: {type(self).__name__} takes float32 and float64 "
+                    "parameters (float16 / bfloat16 are for the fused element-wise optimizers)"
+                )
+            sd = self.state_dtype
+            if isinstance(sd, np.dtype) and not (sd == p.dtype or (half and sd == np.float32)):
+                raise ValueError(
+                    f"state_dtype={sd.name} does not suit params[{i}] ({p.dtype}): state is "
+                    "the parameter's dtype, float32 for a float16 / bfloat16 parameter, or int8"
+                )
+        if self.stochastic_rounding and not any_half:
+            raise ValueError(
+                "stochastic_rounding=True rounds float16 / bfloat16 parameter writes, and no "
+                "parameter is float16 or bfloat16 (float32 and float64 parameters round to nearest)"
+            )
+
+    def _state_dtype_of(self, i: int) -> np.dtype[Any] | str:
+        """The dtype of params[i]'s state arrays (``"int8"`` for quantized state)."""
+        p = self._params[i]
+        if self.state_dtype is None:
+            return np.dtype(np.float32) if is_half(p.dtype) else p.dtype
+        return self.state_dtype
+
+    @property
+    def _low_precision(self) -> bool:
+        """Whether some parameter or state is half precision or int8 (the NumPy backend
+        then steps through float32 working copies)."""
+        return self.state_dtype == "int8" or any(
+            is_half(p.dtype) or self._state_dtype_of(i) != p.dtype
+            for i, p in enumerate(self._params)
+        )
+
+    def _reference_update_low(self, groups: list[ParamGroup], checked: list[Any]) -> None:
+        """The NumPy backend's step of half-precision or int8 state: float32 working copies
+        of the parameters (and of half or int8 state) stepped by the reference, then
+        rounded back (the parameters to nearest or stochastically, as the fused kernels do;
+        half state to nearest; int8 state requantized per block)."""
+        work_params: list[np.ndarray] = []
+        work_state: list[dict[str, np.ndarray]] = []
+        for p, st in zip(self._params, self._state, strict=True):
+            p32 = p.astype(np.float32) if is_half(p.dtype) else p
+            w: dict[str, np.ndarray] = {}
+            for name, a in st.items():
+                if name.endswith("_absmax"):
+                    continue
+                if a.dtype == np.int8:
+                    flat = dequantize(a, st[name + "_absmax"], name in EXPONENT_CODED)
+                    w[name] = _shaped_like(flat.astype(p32.dtype), p)
+                elif name in self.state_names and a.dtype != p32.dtype:
+                    w[name] = a.astype(p32.dtype)
+                else:
+                    w[name] = a  # float32 state of a half parameter, scalars: in place
+            work_params.append(p32)
+            work_state.append(w)
+        work_checked = [
+            None if g is None else (g.astype(np.float32) if is_half(g.dtype) else g)
+            for g in checked
+        ]
+        saved_params = [g["params"] for g in groups]
+        saved_state = self._state
+        start = 0
+        for g in groups:
+            n = len(g["params"])
+            g["params"] = work_params[start : start + n]
+            start += n
+        self._state = work_state
+        try:
+            self._reference_update(groups, work_checked)
+        finally:
+            for g, ps in zip(groups, saved_params, strict=True):
+                g["params"] = ps
+            self._state = saved_state
+        for i, (p, st, p32, w) in enumerate(
+            zip(self._params, self._state, work_params, work_state, strict=True)
+        ):
+            if checked[i] is None:
+                continue
+            if p32 is not p:
+                key = (
+                    rounding_key(self.seed, self._sr_step, i) if self.stochastic_rounding else None
+                )
+                _flat(p)[...] = round_half(_flat(p32), p.dtype, key)
+            for name, a in w.items():
+                old = st.get(name)
+                if old is None:  # created by the reference step
+                    st[name] = a
+                elif old is a:
+                    continue
+                elif old.dtype == np.int8:
+                    codes, absmax = quantize(_flat(a), name in EXPONENT_CODED)
+                    _flat(old)[...] = codes
+                    st[name + "_absmax"][...] = absmax
+                else:
+                    old[...] = a.astype(old.dtype)
+
     # ------------------------------------------------------- algorithm hooks
     def _state_in_use(self, group: Mapping[str, Any]) -> tuple[str, ...]:
         """The state (array and scalar) names a step of ``group`` uses."""
@@ -394,22 +570,37 @@ class Optimizer:
         """Creates the state the groups now use and hands every array to the kernel."""
         arrays: list[list[np.ndarray | None]] = []
         scalars: list[list[np.ndarray | None]] = []
+        absmax_arrays: list[list[np.ndarray | None]] = []
         i = 0
         for group, keys in zip(self.param_groups, in_use, strict=True):
             for p in group["params"]:
                 st = self._state[i]
+                sdtype = self._state_dtype_of(i)
                 for name in keys:
                     if name not in st:
+                        value = self._initial_value(name, group)
                         if name in self.scalar_names:
-                            st[name] = np.array(self._initial_value(name, group), np.float64)
+                            st[name] = np.array(value, np.float64)
+                        elif sdtype == "int8":
+                            slot = self.state_names.index(name)
+                            st[name] = spread_full_like(p, 0, slot, np.int8)
+                            codes, absmax = quantize(
+                                np.full(p.size, value, np.float32), name in EXPONENT_CODED
+                            )
+                            _flat(st[name])[...] = codes
+                            st[name + "_absmax"] = absmax
                         else:
                             st[name] = spread_full_like(
-                                p, self._initial_value(name, group), self.state_names.index(name)
+                                p, value, self.state_names.index(name), sdtype
                             )
                 arrays.append([st[n] if n in keys else None for n in self.state_names])
                 scalars.append([st[n] if n in keys else None for n in self.scalar_names])
+                absmax_arrays.append(
+                    [st.get(n + "_absmax") if n in keys else None for n in self.state_names]
+                )
                 i += 1
-        self._plan.set_state(arrays, scalars)
+        quant = [2 if n in EXPONENT_CODED else 1 for n in self.state_names]
+        self._plan.set_state(arrays, scalars, absmax_arrays, quant)
         self._state_built_for = in_use
 
     @property
@@ -500,10 +691,18 @@ class Optimizer:
                 self._build_state(in_use)
             if self.backend == "fused":
                 taken, norm, n_none = self._plan.step(
-                    grads, groups, self._skip_nonfinite, max_norm, want_norm
+                    grads,
+                    groups,
+                    self._skip_nonfinite,
+                    max_norm,
+                    want_norm,
+                    self.seed if self.stochastic_rounding else None,
+                    self._sr_step,
                 )
                 if max_norm is not None or want_norm:
                     self.last_grad_norm = norm
+                if taken:
+                    self._sr_step += 1
                 if not taken:
                     self.skipped_steps += 1
                 elif n_none:
@@ -520,8 +719,12 @@ class Optimizer:
             # np.seterr(all="raise") must not stop a step half-way, with some params updated.
             with np.errstate(all="ignore"):
                 if scale != 1.0:  # the grads as clip_grad_norm_ would leave them (copies)
-                    checked = [None if g is None else g * g.dtype.type(scale) for g in checked]
-                self._reference_update(groups, checked)
+                    checked = [None if g is None else _scaled(g, scale) for g in checked]
+                if self._low_precision:
+                    self._reference_update_low(groups, checked)
+                else:
+                    self._reference_update(groups, checked)
+            self._sr_step += 1
             self._touch(checked)
 
     def _check_step(self, groups: Sequence[Mapping[str, Any]]) -> None:
@@ -724,6 +927,8 @@ class Optimizer:
                 )
                 start += n
             out = {"state": state, "param_groups": groups, "optimizer": type(self).__name__}
+            if self.stochastic_rounding:  # where the generator stands, to resume bit-identically
+                out["stochastic_rounding"] = {"seed": self.seed, "step": self._sr_step}
             for hook in list(self._state_dict_post_hooks.values()):
                 result = hook(self, out)
                 if result is not None:
@@ -775,6 +980,17 @@ class Optimizer:
                 self._rules.check(merged, f"param group {gi} of state_dict: ")
                 self._check_extra(merged, f"param group {gi} of state_dict: ")
                 new_groups.append(merged)
+            rounding = state_dict.get("stochastic_rounding")
+            sr_seed, sr_step = self.seed, 0
+            if rounding is not None:
+                try:
+                    sr_seed, sr_step = int(rounding["seed"]), int(rounding["step"])
+                except (TypeError, KeyError, ValueError):
+                    raise ValueError(
+                        'state_dict["stochastic_rounding"] must hold the ints "seed" and "step"'
+                    ) from None
+                if not (0 <= sr_seed < 2**64 and sr_step >= 0):
+                    raise ValueError('state_dict["stochastic_rounding"] is out of range')
             new_state: list[dict[str, np.ndarray]] = [{} for _ in self._params]
             saved_state = state_dict["state"]
             if not isinstance(saved_state, Mapping):
@@ -797,6 +1013,7 @@ class Optimizer:
                 group.update(merged)
             self._state = new_state
             self._state_built_for = None
+            self.seed, self._sr_step = sr_seed, sr_step
             self._touched = [bool(st) for st in new_state]
             self._all_touched = all(self._touched)
             for hook in list(self._load_state_dict_post_hooks.values()):
@@ -837,6 +1054,7 @@ class Optimizer:
             values = [p.copy(order="K") for p in self._params]
             skipped = self.skipped_steps
             touched = list(self._touched)
+            sr_step = self._sr_step
             try:
                 yield
             except BaseException:
@@ -853,6 +1071,7 @@ class Optimizer:
                 for p, v in zip(self._params, values, strict=True):
                     np.copyto(p, v)
                 self.skipped_steps = skipped
+                self._sr_step = sr_step
                 self._touched = touched
                 self._all_touched = all(touched)
                 raise
@@ -881,15 +1100,34 @@ class Optimizer:
                         f"state of params[{i}]: {name} has shape {v.shape}, expected {shape}"
                         + ("" if shape == p.shape else f" (the parameter is {p.shape})")
                     )
-                if v.dtype != p.dtype:
+                want = self._state_dtype_of(i)
+                dtype = np.dtype(np.int8) if want == "int8" else np.dtype(want)
+                if v.dtype != dtype:
                     raise TypeError(
-                        f"state of params[{i}]: {name} has dtype {v.dtype}, the parameter {p.dtype}"
+                        f"state of params[{i}]: {name} has dtype {v.dtype}; this optimizer keeps"
+                        f" it as {dtype} (the parameter is {p.dtype}, "
+                        f"state_dtype={self.state_dtype})"
                     )
+                if want == "int8":
+                    blocks = -(-p.size // QUANT_BLOCK)
+                    scale = np.asarray(entry.get(name + "_absmax"))
+                    if scale.dtype != np.float32 or scale.shape != (blocks,):
+                        raise ValueError(
+                            f"state of params[{i}]: int8 {name} needs {name}_absmax, float32 of "
+                            f"shape ({blocks},)"
+                        )
+                    out[name + "_absmax"] = scale.copy()
                 if shape == p.shape:
-                    out[name] = spread_full_like(p, 0.0, self.state_names.index(name))
+                    out[name] = spread_full_like(p, 0.0, self.state_names.index(name), dtype)
                 else:
-                    out[name] = np.empty(shape, p.dtype)
+                    out[name] = np.empty(shape, dtype)
                 out[name][...] = v
+            elif name.endswith("_absmax") and name[: -len("_absmax")] in self.state_names:
+                if self._state_dtype_of(i) != "int8":
+                    raise ValueError(
+                        f"state of params[{i}] has {name!r}: int8 state, and this optimizer's "
+                        f"state_dtype is {self.state_dtype}"
+                    )
             else:
                 raise ValueError(
                     f"state of params[{i}] has {name!r}, which {type(self).__name__} does not use "
@@ -977,3 +1215,22 @@ def check_no_overlap(params: Sequence[np.ndarray], name: str = "params") -> None
                 f"{name}[{seen[id(p)]}] and {name}[{i}] are the same array: each must be given once"
             )
         seen[id(p)] = i
+
+
+def _flat(a: np.ndarray) -> np.ndarray:
+    """A flat view of contiguous ``a`` in memory order (C or Fortran)."""
+    return a.reshape(-1, order="F" if a.flags.f_contiguous and not a.flags.c_contiguous else "C")
+
+
+def _shaped_like(flat: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """``flat`` (memory order) as an array shaped and laid out like ``p``."""
+    order = "F" if p.flags.f_contiguous and not p.flags.c_contiguous else "C"
+    return flat.reshape(p.shape, order=order)
+
+
+def _scaled(g: np.ndarray, scale: float) -> np.ndarray:
+    """``g`` times the clip factor as the fused kernels multiply it: in float32 for a half
+    grad (widened first), in the grad's dtype otherwise."""
+    if is_half(g.dtype):
+        return g.astype(np.float32) * np.float32(scale)
+    return g * g.dtype.type(scale)

@@ -12,7 +12,7 @@ import numpy as np
 
 from . import reference
 from ._group_step import GroupStepOptimizer
-from .optimizer import BACKEND_DOC, CLIP_DOC, PARAMS_DOC, Params
+from .optimizer import BACKEND_DOC, CLIP_DOC, PARAMS_DOC, Params, StateDType
 from .rules import BETAS, FLAG, NONNEGATIVE, Checker, Rule, check_int, hyper_table
 
 __all__ = ["Prodigy"]
@@ -166,6 +166,9 @@ class Prodigy(GroupStepOptimizer):
         backend: str = "fused",
         max_grad_norm: float | None = None,
         track_grad_norm: bool = False,
+        state_dtype: StateDType = None,
+        stochastic_rounding: bool = False,
+        seed: int = 0,
     ) -> None:
         # the package's group values, as its defaults start them
         d, d_max, d_numerator, k = d0, d0, 0.0, 0

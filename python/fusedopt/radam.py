@@ -10,6 +10,7 @@ from .optimizer import (
     PARAMS_DOC,
     Optimizer,
     Params,
+    StateDType,
 )
 from .rules import BETAS, FLAG, NONNEGATIVE, hyper_table
 
@@ -65,6 +66,7 @@ class RAdam(Optimizer):
     """
 
     kernel = "radam"
+    int8_state = True
     state_names = ("exp_avg", "exp_avg_sq")
     scalar_names = ("step",)
     hyperparameters = hyper_table(
@@ -90,5 +92,8 @@ class RAdam(Optimizer):
         backend: str = "fused",
         max_grad_norm: float | None = None,
         track_grad_norm: bool = False,
+        state_dtype: StateDType = None,
+        stochastic_rounding: bool = False,
+        seed: int = 0,
     ) -> None:
         super().__init__(params, locals(), backend=backend)

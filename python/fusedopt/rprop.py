@@ -13,6 +13,7 @@ from .optimizer import (
     PARAMS_DOC,
     Optimizer,
     Params,
+    StateDType,
 )
 from .rules import FLAG, NONNEGATIVE, Rule, hyper_table
 
@@ -93,6 +94,9 @@ class Rprop(Optimizer):
         backend: str = "fused",
         max_grad_norm: float | None = None,
         track_grad_norm: bool = False,
+        state_dtype: StateDType = None,
+        stochastic_rounding: bool = False,
+        seed: int = 0,
     ) -> None:
         super().__init__(params, locals(), backend=backend)
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from . import _core, reference
-from .optimizer import BACKEND_DOC, CLIP_DOC, PARAMS_DOC, Optimizer, ParamGroup, Params
+from .optimizer import BACKEND_DOC, CLIP_DOC, PARAMS_DOC, Optimizer, ParamGroup, Params, StateDType
 from .reference.schedulefree import lerp, schedulefree_counters
 from .rules import ANY_REAL, BETAS, NONNEGATIVE, Checker, Rule, check_int, hyper_table
 
@@ -82,6 +82,8 @@ Call ``opt.train()`` before training and ``opt.eval()`` before evaluating or sav
 class _ScheduleFree(Optimizer):
     """What SGDScheduleFree and AdamWScheduleFree share: the group-level counters, the
     train / eval swap, and the first step's copy of the parameter into z."""
+
+    half_params = False
 
     extra_hyperparameters = _EXTRA
     scalar_names = ()
@@ -310,6 +312,9 @@ class SGDScheduleFree(_ScheduleFree):
         backend: str = "fused",
         max_grad_norm: float | None = None,
         track_grad_norm: bool = False,
+        state_dtype: StateDType = None,
+        stochastic_rounding: bool = False,
+        seed: int = 0,
     ) -> None:
         _INTS["warmup_steps"](warmup_steps, "warmup_steps")
         super().__init__(params, {**locals(), **_COUNTERS}, backend=backend)
@@ -383,6 +388,9 @@ class AdamWScheduleFree(_ScheduleFree):
         backend: str = "fused",
         max_grad_norm: float | None = None,
         track_grad_norm: bool = False,
+        state_dtype: StateDType = None,
+        stochastic_rounding: bool = False,
+        seed: int = 0,
     ) -> None:
         _INTS["warmup_steps"](warmup_steps, "warmup_steps")
         super().__init__(params, {**locals(), **_COUNTERS}, backend=backend)

@@ -13,6 +13,7 @@ from .optimizer import (
     PARAMS_DOC,
     Optimizer,
     Params,
+    StateDType,
 )
 from .rules import ANY_REAL, FLAG, NONNEGATIVE, hyper_table
 
@@ -55,6 +56,7 @@ class SGD(Optimizer):
     """
 
     kernel = "sgd"
+    int8_state = True
     state_names = ("momentum_buffer",)
     scalar_names = ("step",)
     hyperparameters = hyper_table(
@@ -80,6 +82,9 @@ class SGD(Optimizer):
         backend: str = "fused",
         max_grad_norm: float | None = None,
         track_grad_norm: bool = False,
+        state_dtype: StateDType = None,
+        stochastic_rounding: bool = False,
+        seed: int = 0,
     ) -> None:
         super().__init__(params, locals(), backend=backend)
 

@@ -20,6 +20,7 @@ from .optimizer import (
     Optimizer,
     ParamGroup,
     Params,
+    StateDType,
 )
 from .reference.sparse_adam import coalesce_rows
 from .rules import BETAS, FLAG, NONNEGATIVE, hyper_table
@@ -147,6 +148,7 @@ class SparseAdam(Optimizer):
     """
 
     kernel = None
+    half_params = False
     steps_any_array = False
     state_names = ("exp_avg", "exp_avg_sq")
     scalar_names = ("step",)
@@ -163,6 +165,9 @@ class SparseAdam(Optimizer):
         backend: str = "fused",
         max_grad_norm: float | None = None,
         track_grad_norm: bool = False,
+        state_dtype: StateDType = None,
+        stochastic_rounding: bool = False,
+        seed: int = 0,
     ) -> None:
         super().__init__(params, locals(), backend=backend)
 

@@ -35,6 +35,13 @@ inline bool all_finite(const T* __restrict x, std::size_t n) {
     return bad == 0;
 }
 
+// Whether x[0..n), 16-bit floats whose exponent bits are `exponent`, holds no inf and no NaN.
+inline bool all_finite_16(const std::uint16_t* __restrict x, std::size_t n, std::uint16_t exponent) {
+    unsigned bad = 0;
+    for (std::size_t i = 0; i < n; ++i) bad |= static_cast<unsigned>((x[i] & exponent) == exponent);
+    return bad == 0;
+}
+
 // Whether every element of every tensor's grad is finite.
 inline bool grads_finite(const std::vector<TensorRef>& tensors, const std::vector<std::size_t>& offsets,
                          const std::vector<std::size_t>& sizes) {
@@ -43,8 +50,12 @@ inline bool grads_finite(const std::vector<TensorRef>& tensors, const std::vecto
     parallel_pieces(offsets, sizes, [refs, &ok](std::size_t t, std::size_t start, std::size_t count) {
         if (!ok.load(std::memory_order_relaxed)) return;  // another piece already found one
         const TensorRef& r = refs[t];
-        const bool finite = r.is_double ? all_finite(static_cast<const double*>(r.grad) + start, count)
-                                        : all_finite(static_cast<const float*>(r.grad) + start, count);
+        const bool finite =
+            r.param_type >= kBFloat16
+                ? all_finite_16(static_cast<const std::uint16_t*>(r.grad) + start, count,
+                                r.param_type == kBFloat16 ? std::uint16_t{0x7f80} : std::uint16_t{0x7c00})
+            : r.is_double ? all_finite(static_cast<const double*>(r.grad) + start, count)
+                          : all_finite(static_cast<const float*>(r.grad) + start, count);
         if (!finite) ok.store(false, std::memory_order_relaxed);
     });
     return ok.load(std::memory_order_relaxed);

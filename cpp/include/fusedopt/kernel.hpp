@@ -69,6 +69,7 @@
 #include <utility>
 #include <vector>
 
+#include "fusedopt/mixed.hpp"
 #include "fusedopt/parallel.hpp"
 #include "fusedopt/reduce.hpp"
 #include "fusedopt/types.hpp"
@@ -181,6 +182,8 @@ inline void on_piece(const TensorRef& r, std::size_t start, std::size_t count, F
 //   3. a kernel with a reduction pass (LAMB, LARS): its per-tensor sums, then finish()
 //      (or, with group values, begin() before the sums and combine() after them);
 //   4. one parallel sweep over all elements.
+// A tensor with half-precision or int8 arrays runs the same kernel through mixed.hpp's
+// block loop (widened to float32 in registers and stack buffers, narrowed back).
 // The clip factor reaches the kernels through Coef::grad_scale, which every kernel
 // multiplies each grad element by as it reads it (the -1 of maximize, and the clip):
 // T(+-factor) * g is exactly what torch's clip_grad_norm_ would have left in the grad
@@ -239,7 +242,9 @@ void run_step(std::vector<TensorRef>& tensors, const std::vector<std::size_t>& o
             offsets, sizes, Combine::sum,
             [coef, refs](std::size_t t, std::size_t start, std::size_t count, double* out) {
                 auto sums = [&](auto* p, auto* g, auto s, std::size_t m) { K::sums(coef[t], p, g, s, m, out); };
-                if (refs[t].is_double)
+                if (is_mixed(refs[t]))
+                    on_mixed_piece(refs[t], start, count, false, sums);
+                else if (refs[t].is_double)
                     on_piece<double>(refs[t], start, count, sums);
                 else
                     on_piece<float>(refs[t], start, count, sums);
@@ -253,7 +258,9 @@ void run_step(std::vector<TensorRef>& tensors, const std::vector<std::size_t>& o
     const typename K::Coef* coef = coefs.data();
     parallel_pieces(offsets, sizes, [coef, refs](std::size_t t, std::size_t start, std::size_t count) {
         auto update = [&](auto* p, auto* g, auto s, std::size_t m) { K::update(coef[t], p, g, s, m); };
-        if (refs[t].is_double)
+        if (is_mixed(refs[t]))
+            on_mixed_piece(refs[t], start, count, true, update);
+        else if (refs[t].is_double)
             on_piece<double>(refs[t], start, count, update);
         else
             on_piece<float>(refs[t], start, count, update);

@@ -9,6 +9,7 @@
 // So a norm does not depend on the number of threads nor on the instruction set.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstddef>
@@ -19,6 +20,7 @@
 #include <vector>
 
 #include "fusedopt/finite.hpp"
+#include "fusedopt/mixed.hpp"
 #include "fusedopt/parallel.hpp"
 #include "fusedopt/types.hpp"
 
@@ -112,6 +114,9 @@ double piece_norm(const T* __restrict x, std::size_t n, double p) {
     return lanes_total(v);
 }
 
+// Elements of a half-precision grad widened at a time by grad_norm_sums.
+inline constexpr std::size_t kHalfNormBlock = 256;
+
 // The p-norm sums of every tensor's grad: per_tensor[t] (when given) is sum |g_t|^p (max |g_t|
 // for p = inf), the result their sum (or max) over the tensors. The norm is its p-th root.
 inline double grad_norm_sums(const std::vector<TensorRef>& tensors, const std::vector<std::size_t>& offsets,
@@ -121,6 +126,16 @@ inline double grad_norm_sums(const std::vector<TensorRef>& tensors, const std::v
         offsets, sizes, std::isinf(p) ? Combine::max : Combine::sum,
         [refs, p](std::size_t t, std::size_t start, std::size_t count, double* out) {
             const TensorRef& r = refs[t];
+            if (r.param_type >= kBFloat16) {  // half grads, widened block by block
+                float buf[kHalfNormBlock];
+                for (std::size_t j = 0; j < count; j += kHalfNormBlock) {
+                    const std::size_t n = std::min(kHalfNormBlock, count - j);
+                    mixed::widen(r.param_type, r.grad, start + j, n, buf);
+                    const double part = piece_norm(static_cast<const float*>(buf), n, p);
+                    out[0] = std::isinf(p) ? nan_max(out[0], part) : out[0] + part;
+                }
+                return;
+            }
             out[0] += r.is_double ? piece_norm(static_cast<const double*>(r.grad) + start, count, p)
                                   : piece_norm(static_cast<const float*>(r.grad) + start, count, p);
         },

@@ -14,6 +14,14 @@ namespace fusedopt {
 inline constexpr int kMaxState = 4;
 inline constexpr int kMaxScalar = 3;  // ASGD: step, eta, mu
 
+// The element types of a tensor's arrays (TensorRef::param_type, state_type).
+enum DType : unsigned char { kFloat32 = 0, kFloat64 = 1, kBFloat16 = 2, kFloat16 = 3, kInt8 = 4 };
+// The code of an int8 state array (half.hpp): none, linear signed, or the exponent code
+// of non-negative second moments.
+enum QuantCode : unsigned char { kQuantNone = 0, kQuantLinear = 1, kQuantExponent = 2 };
+// Elements per int8 quantization block, each with its float32 absmax.
+inline constexpr std::size_t kQuantBlock = 64;
+
 // One hyperparameter a kernel reads from its param group: the key, and how many numbers
 // it holds (a pair such as betas holds 2).
 struct Hyper {
@@ -33,6 +41,17 @@ struct TensorRef {
     std::size_t size;
     bool is_double;
     int group;  // the index of its param group (kernels with group values read it)
+    // Low precision (half.hpp, mixed.hpp). param_type: the dtype of param and grad;
+    // state_type: of its state arrays (float32 for half params by default; kInt8 with
+    // absmax[k], one float32 per kQuantBlock elements, and quant[k] the code of state k).
+    // Value-initialized: float32 everywhere, which float64 tensors must overwrite.
+    unsigned char param_type;
+    unsigned char state_type;
+    unsigned char quant[kMaxState];
+    float* absmax[kMaxState];
+    // Stochastic rounding of the parameter writes (half params), keyed per step and tensor.
+    bool stochastic;
+    unsigned sr_key[2];
 };
 
 // The most in-place and read-only roles a bandwidth sweep takes.

@@ -1,0 +1,182 @@
+// The element loop of a tensor whose arrays are not all of the compute type: bfloat16 /
+// float16 parameters and grads, half-precision or int8 state. Every table kernel runs
+// through it unchanged (kernel.hpp's run_step picks it per tensor): a piece is cut into
+// blocks of kMixedBlock elements; each block is widened into float32 buffers on the stack
+// (float64 for a float64 parameter with int8 state), updated by the kernel's own
+// update<C>() / sums<C>(), and narrowed back (the parameter rounded to nearest or
+// stochastically, half state to nearest, int8 state requantized per kQuantBlock). Arrays
+// already of the compute type (the float32 state of a half parameter) are used in place.
+// No full-size temporary: each element is read and written once per pass.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+
+#include "fusedopt/half.hpp"
+#include "fusedopt/parallel.hpp"
+#include "fusedopt/types.hpp"
+
+namespace fusedopt {
+inline namespace FUSEDOPT_TARGET_NAMESPACE {
+
+// Elements per block of the mixed loop: whole quantization blocks (a piece starts at a
+// multiple of kGrain = kQuantBlock inside its tensor, so every block's int8 sub-blocks are
+// the tensor's own quantization blocks).
+inline constexpr std::size_t kMixedBlock = 4 * kQuantBlock;
+static_assert(kQuantBlock == kGrain, "a quantization block is one grain of the parallel loop");
+
+// Whether tensor r needs the mixed loop.
+inline bool is_mixed(const TensorRef& r) { return r.param_type >= kBFloat16 || r.state_type >= kBFloat16; }
+
+namespace mixed {
+
+template <class C>
+constexpr unsigned char compute_type() {
+    return sizeof(C) == 8 ? kFloat64 : kFloat32;
+}
+
+// dst[0..n) = src (of dtype `type`, from element `at`) widened to C.
+template <class C>
+inline void widen(unsigned char type, const void* src, std::size_t at, std::size_t n, C* __restrict dst) {
+    if (type == kBFloat16) {
+        const std::uint16_t* __restrict s = static_cast<const std::uint16_t*>(src) + at;
+        for (std::size_t i = 0; i < n; ++i) dst[i] = static_cast<C>(half::from_bf16(s[i]));
+    } else if (type == kFloat16) {
+        const std::uint16_t* __restrict s = static_cast<const std::uint16_t*>(src) + at;
+        for (std::size_t i = 0; i < n; ++i) dst[i] = static_cast<C>(half::from_f16(s[i]));
+    } else if (type == kFloat32) {
+        const float* __restrict s = static_cast<const float*>(src) + at;
+        for (std::size_t i = 0; i < n; ++i) dst[i] = static_cast<C>(s[i]);
+    } else {
+        const double* __restrict s = static_cast<const double*>(src) + at;
+        for (std::size_t i = 0; i < n; ++i) dst[i] = static_cast<C>(s[i]);
+    }
+}
+
+// dst (of 16-bit dtype `type`, from element `at`) = src[0..n) rounded to nearest, or
+// stochastically with the key's bits of elements at, at + 1, ...
+template <class C>
+inline void narrow(unsigned char type, const C* __restrict src, void* dst, std::size_t at, std::size_t n, bool stochastic,
+                   const unsigned* key) {
+    std::uint16_t* __restrict d = static_cast<std::uint16_t*>(dst) + at;
+    const std::uint32_t k0 = key[0], k1 = key[1], hi = static_cast<std::uint32_t>(static_cast<std::uint64_t>(at) >> 32);
+    const std::uint32_t lo = static_cast<std::uint32_t>(at);
+    if (type == kBFloat16) {
+        if (stochastic)
+            for (std::size_t i = 0; i < n; ++i)
+                d[i] = half::to_bf16(static_cast<float>(src[i]), half::sr_bits(k0, k1, lo + static_cast<std::uint32_t>(i), hi),
+                                     true);
+        else
+            for (std::size_t i = 0; i < n; ++i) d[i] = half::to_bf16(static_cast<float>(src[i]), 0u, false);
+    } else {
+        if (stochastic)
+            for (std::size_t i = 0; i < n; ++i)
+                d[i] = half::to_f16(static_cast<float>(src[i]), half::sr_bits(k0, k1, lo + static_cast<std::uint32_t>(i), hi),
+                                    true);
+        else
+            for (std::size_t i = 0; i < n; ++i) d[i] = half::to_f16(static_cast<float>(src[i]), 0u, false);
+    }
+}
+
+// dst[0..n) = the int8 state (codes from element `at`, absmax per block) dequantized.
+template <class C>
+inline void dequantize(unsigned char code, const void* codes, const float* absmax, std::size_t at, std::size_t n,
+                       C* __restrict dst) {
+    for (std::size_t b = 0; b < n; b += kQuantBlock) {
+        const std::size_t m = std::min(kQuantBlock, n - b);
+        const float a = absmax[(at + b) / kQuantBlock];
+        if (code == kQuantExponent) {
+            const std::uint8_t* __restrict q = static_cast<const std::uint8_t*>(codes) + at + b;
+            for (std::size_t i = 0; i < m; ++i) dst[b + i] = static_cast<C>(half::dequant_exponent(q[i], a));
+        } else {
+            const std::int8_t* __restrict q = static_cast<const std::int8_t*>(codes) + at + b;
+            const float scale = a / 127.0f;
+            for (std::size_t i = 0; i < m; ++i) dst[b + i] = static_cast<C>(half::dequant_linear(q[i], scale));
+        }
+    }
+}
+
+// The int8 state from element `at` = src[0..n) quantized, each block with its new absmax.
+template <class C>
+inline void quantize(unsigned char code, const C* __restrict src, void* codes, float* absmax, std::size_t at, std::size_t n) {
+    for (std::size_t b = 0; b < n; b += kQuantBlock) {
+        const std::size_t m = std::min(kQuantBlock, n - b);
+        float x[kQuantBlock];
+        float a = 0.0f;
+        for (std::size_t i = 0; i < m; ++i) {
+            x[i] = static_cast<float>(src[b + i]);
+            a = nan_max(a, std::fabs(x[i]));
+        }
+        absmax[(at + b) / kQuantBlock] = a;
+        if (code == kQuantExponent) {
+            std::uint8_t* __restrict q = static_cast<std::uint8_t*>(codes) + at + b;
+            const float inv = a > 0.0f ? 1.0f / a : 0.0f;
+            for (std::size_t i = 0; i < m; ++i) q[i] = half::quant_exponent(x[i] * inv);
+        } else {
+            std::int8_t* __restrict q = static_cast<std::int8_t*>(codes) + at + b;
+            const float inv = a > 0.0f ? 127.0f / a : 0.0f;
+            for (std::size_t i = 0; i < m; ++i) q[i] = half::quant_linear(x[i], inv);
+        }
+    }
+}
+
+// Runs f(p, g, s, n) (a kernel's update or sums over C arrays) over elements [start, start +
+// count) of tensor r, block by block; writes the parameter back when write_param (update),
+// the state always (a sums pass may write state: LAMB's moments).
+template <class C, class F>
+void run_blocks(const TensorRef& r, std::size_t start, std::size_t count, bool write_param, F&& f) {
+    constexpr unsigned char own = compute_type<C>();
+    alignas(64) C pbuf[kMixedBlock], gbuf[kMixedBlock], sbuf[kMaxState][kMixedBlock];
+    const bool p_in_place = r.param_type == own;
+    const bool s_in_place = r.state_type == own;
+    for (std::size_t j = 0; j < count; j += kMixedBlock) {
+        const std::size_t n = std::min(kMixedBlock, count - j), at = start + j;
+        C* p = p_in_place ? static_cast<C*>(r.param) + at : pbuf;
+        const C* g = p_in_place ? static_cast<const C*>(r.grad) + at : gbuf;
+        if (!p_in_place) {
+            widen(r.param_type, r.param, at, n, pbuf);
+            widen(r.param_type, r.grad, at, n, gbuf);
+        }
+        C* s[kMaxState];
+        for (int k = 0; k < kMaxState; ++k) {
+            if (!r.state[k]) {
+                s[k] = nullptr;
+            } else if (s_in_place) {
+                s[k] = static_cast<C*>(r.state[k]) + at;
+            } else {
+                s[k] = sbuf[k];
+                if (r.state_type == kInt8)
+                    dequantize(r.quant[k], r.state[k], r.absmax[k], at, n, sbuf[k]);
+                else
+                    widen(r.state_type, r.state[k], at, n, sbuf[k]);
+            }
+        }
+        f(p, g, static_cast<C* const*>(s), n);
+        if (write_param && !p_in_place) narrow(r.param_type, pbuf, r.param, at, n, r.stochastic, r.sr_key);
+        if (s_in_place) continue;
+        for (int k = 0; k < kMaxState; ++k) {
+            if (!r.state[k]) continue;
+            if (r.state_type == kInt8)
+                quantize(r.quant[k], sbuf[k], r.state[k], r.absmax[k], at, n);
+            else
+                narrow(r.state_type, sbuf[k], r.state[k], at, n, false, r.sr_key);
+        }
+    }
+}
+
+}  // namespace mixed
+
+// f(p, g, s, n) over elements [start, start + count) of a mixed tensor, in its compute type
+// (float64 for a float64 parameter, else float32).
+template <class F>
+inline void on_mixed_piece(const TensorRef& r, std::size_t start, std::size_t count, bool write_param, F&& f) {
+    if (r.param_type == kFloat64)
+        mixed::run_blocks<double>(r, start, count, write_param, f);
+    else
+        mixed::run_blocks<float>(r, start, count, write_param, f);
+}
+
+}  // namespace FUSEDOPT_TARGET_NAMESPACE
+}  // namespace fusedopt
