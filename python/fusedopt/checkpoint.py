@@ -52,6 +52,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from .low_precision import bfloat16
 from .optimizer import Optimizer, _a
 
 __all__ = ["FORMAT_VERSION", "load_checkpoint", "save_checkpoint"]
@@ -217,10 +218,21 @@ def save_checkpoint(
             "params": [{"shape": list(p.shape), "dtype": p.dtype.str} for p in params],
             "state": state_names,
             "skipped_steps": int(skipped),
+            **(
+                {"stochastic_rounding": dict(sd["stochastic_rounding"])}
+                if "stochastic_rounding" in sd
+                else {}
+            ),
         },
         "scheduler": sched,
         "arrays": list(arrays),
     }
+    # bfloat16 (ml_dtypes) has no .npy type: such arrays are saved as their uint16 bits
+    bits = [k for k, a in entries.items() if a.dtype.kind == "V" and a.dtype.name == "bfloat16"]
+    for k in bits:
+        entries[k] = entries[k].view(np.uint16)
+    if bits:
+        meta["bfloat16"] = bits
     entries.update(blobs)
     entries[_META] = np.array(json.dumps(meta, allow_nan=False))
     _write_atomically(os.fspath(path), entries)
@@ -317,6 +329,13 @@ def _read(path: PathLike) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
             f"checkpoint {name!r} has format version {version!r}; this fusedopt reads "
             f"up to {FORMAT_VERSION}"
         )
+    bits = meta.get("bfloat16", [])
+    if not isinstance(bits, list) or not all(
+        isinstance(k, str) and k in entries and entries[k].dtype == np.uint16 for k in bits
+    ):
+        raise ValueError(f"damaged checkpoint {name!r}: its list of bfloat16 arrays")
+    for k in bits:
+        entries[k] = entries[k].view(bfloat16())
     return entries, meta
 
 
@@ -369,7 +388,10 @@ def _optimizer_plan(
     skipped = saved.get("skipped_steps", 0)
     if not isinstance(skipped, int) or isinstance(skipped, bool) or skipped < 0:
         raise ValueError("damaged checkpoint: skipped_steps is not a count")
-    return {"state": state, "param_groups": groups}, values, skipped
+    out: dict[str, Any] = {"state": state, "param_groups": groups}
+    if "stochastic_rounding" in saved:  # where the rounding generator stands
+        out["stochastic_rounding"] = saved["stochastic_rounding"]
+    return out, values, skipped
 
 
 @contextlib.contextmanager

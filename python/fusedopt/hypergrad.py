@@ -75,6 +75,7 @@ class SGDHD(GroupStepOptimizer):
     """
 
     kernel = "sgd_hd"
+    half_state = False
     state_names = ("momentum_buffer", "grad_prev")
     scalar_names = ("step",)
     hyperparameters = hyper_table(
@@ -161,6 +162,7 @@ class AdamHD(GroupStepOptimizer):
     """
 
     kernel = "adam_hd"
+    half_state = False
     state_names = ("exp_avg", "exp_avg_sq")
     scalar_names = ("step",)
     hyperparameters = hyper_table(

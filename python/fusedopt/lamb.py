@@ -49,6 +49,7 @@ class LAMB(Optimizer):
     """
 
     kernel = "lamb"
+    half_state = False
     state_names = ("exp_avg", "exp_avg_sq")
     scalar_names = ("step",)
     hyperparameters = hyper_table(

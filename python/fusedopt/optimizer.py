@@ -274,6 +274,10 @@ class Optimizer:
     #: Whether float16 / bfloat16 parameters are taken (False: the classes that step
     #: themselves and the schedule-free ones, whose train/eval swap is float32/float64).
     half_params: ClassVar[bool] = True
+    #: Whether the state may be kept in a half-precision parameter's own dtype (False for
+    #: the kernels whose sums pass writes state that the update pass reads: it would be
+    #: rounded in between; their half parameters keep float32 state).
+    half_state: ClassVar[bool] = True
     #: The native validator compiled from ``hyperparameters`` (one per class).
     _rules: ClassVar[_core.HyperRules]
     #: Whether a step calls :meth:`_check_step` (set per class).
@@ -470,6 +474,11 @@ class Optimizer:
                 raise ValueError(
                     f"state_dtype={sd.name} does not suit params[{i}] ({p.dtype}): state is "
                     "the parameter's dtype, float32 for a float16 / bfloat16 parameter, or int8"
+                )
+            if isinstance(sd, np.dtype) and half and sd == p.dtype and not self.half_state:
+                raise ValueError(
+                    f"state_dtype={sd.name}: {type(self).__name__} keeps the state of "
+                    f"params[{i}] in float32 (its two passes would round the state in between)"
                 )
         if self.stochastic_rounding and not any_half:
             raise ValueError(

@@ -123,6 +123,7 @@ class Prodigy(GroupStepOptimizer):
     """
 
     kernel = "prodigy"
+    half_state = False
     state_names = ("s", "p0", "exp_avg", "exp_avg_sq")
     scalar_names = ("step",)
     hyperparameters = hyper_table(
