@@ -613,10 +613,11 @@ def test_the_attributes_are_settable_between_steps(cls, backend):
 def test_the_new_arguments_are_keyword_only_after_backend(cls):
     params = list(inspect.signature(cls).parameters.values())
     names = [p.name for p in params]
-    assert names[-3:] == ["backend", "max_grad_norm", "track_grad_norm"]
-    for p in params[-2:]:
+    # (then the low-precision options, tests/test_signatures.py)
+    assert names[-6:-3] == ["backend", "max_grad_norm", "track_grad_norm"]
+    for p in params[-5:-3]:
         assert p.kind is inspect.Parameter.KEYWORD_ONLY
-    assert params[-2].default is None and params[-1].default is False
+    assert params[-5].default is None and params[-4].default is False
 
 
 # ---------------------------------------------------------- non-finite in a step

@@ -38,7 +38,7 @@ bool cpu_has_v3() {
     // __builtin_cpu_supports reports AVX and AVX-512 only where the OS saves their registers.
     return __builtin_cpu_supports("sse4.2") && __builtin_cpu_supports("popcnt") && __builtin_cpu_supports("avx") &&
            __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("bmi") &&
-           __builtin_cpu_supports("bmi2");
+           __builtin_cpu_supports("bmi2") && __builtin_cpu_supports("f16c");
 #else
     return false;
 #endif

@@ -19,19 +19,22 @@
 #include <string_view>
 #include <type_traits>
 #include <vector>
+#if defined(FUSEDOPT_TARGET_V3) || defined(FUSEDOPT_TARGET_V4)
+#include <immintrin.h>  // F16C's conversions (mixed.hpp), used only below the pragma
+#endif
 
 #include "fusedopt/target.hpp"
 #include "fusedopt/types.hpp"
 
 #if defined(FUSEDOPT_TARGET_V3) || defined(FUSEDOPT_TARGET_V4)
-// x86-64-v3 (AVX2, FMA, BMI1/2) and -v4 (AVX-512 F/BW/CD/DQ/VL), as feature lists that
+// x86-64-v3 (AVX2, FMA, BMI1/2, F16C) and -v4 (AVX-512 F/BW/CD/DQ/VL), as feature lists that
 // every GCC and Clang that knows them accepts. FMA may be used for nothing but what the
 // source says: -ffp-contract=off forbids contracting a * b + c.
 #if defined(FUSEDOPT_TARGET_V4)
 #define FUSEDOPT_TARGET_FEATURES \
-    "sse3,ssse3,sse4.1,sse4.2,popcnt,avx,avx2,fma,bmi,bmi2,avx512f,avx512bw,avx512cd,avx512dq,avx512vl"
+    "sse3,ssse3,sse4.1,sse4.2,popcnt,avx,avx2,fma,bmi,bmi2,f16c,avx512f,avx512bw,avx512cd,avx512dq,avx512vl"
 #else
-#define FUSEDOPT_TARGET_FEATURES "sse3,ssse3,sse4.1,sse4.2,popcnt,avx,avx2,fma,bmi,bmi2"
+#define FUSEDOPT_TARGET_FEATURES "sse3,ssse3,sse4.1,sse4.2,popcnt,avx,avx2,fma,bmi,bmi2,f16c"
 #endif
 // A #pragma's arguments are not macro-expanded; _Pragma's string is built after expansion.
 #define FUSEDOPT_PRAGMA(text) _Pragma(#text)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import warnings
 
-from . import lr_finder, lr_scheduler, swa_utils
+from . import low_precision, lr_finder, lr_scheduler, swa_utils
 from ._core import build_info, get_num_threads, set_num_threads
 from ._version import __version__
 from .adadelta import Adadelta
@@ -79,6 +79,7 @@ __all__ = [
     "get_num_threads",
     "get_total_norm",
     "load_checkpoint",
+    "low_precision",
     "lr_find",
     "lr_finder",
     "lr_scheduler",

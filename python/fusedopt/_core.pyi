@@ -68,8 +68,12 @@ class Plan:
         self,
         state: Sequence[Sequence[np.ndarray | None]],
         scalars: Sequence[Sequence[np.ndarray | None]],
+        absmax: Sequence[Sequence[np.ndarray | None]] | None = None,
+        quant: Sequence[int] = (),
     ) -> None:
-        """Per parameter: its state arrays and its float64 scalar state (None where unused)."""
+        """Per parameter: its state arrays and its float64 scalar state (None where unused);
+        for int8 state, each array's float32 block scales and each state slot's code
+        (1 linear, 2 exponent)."""
 
     def step(
         self,
@@ -78,11 +82,15 @@ class Plan:
         skip_nonfinite: bool = False,
         max_grad_norm: float | None = None,
         track_grad_norm: bool = False,
+        seed: int | None = None,
+        sr_step: int = 0,
     ) -> tuple[bool, float, int]:
         """One step of every parameter with a grad: (False when skipped for a non-finite
         grad, the global L2 norm of the grads, NaN unless ``max_grad_norm`` or
         ``track_grad_norm``; how many grads were None, their parameters skipped). With
-        ``max_grad_norm`` the update sees the grads clipped to it (not written)."""
+        ``max_grad_norm`` the update sees the grads clipped to it (not written). With
+        ``seed``, half-precision parameters round stochastically, keyed by (seed, sr_step,
+        parameter index, element index)."""
 
     def accumulate(
         self, accs: Sequence[np.ndarray], grads: Sequence[np.ndarray], count: float
@@ -133,6 +141,17 @@ def traffic(
 ) -> None:
     """The bandwidth kernel with an optimizer's read/write pattern, through the optimizers'
     parallel loop: ``x = sum(readonly)``; every ``inplace[k] = inplace[k] * scale + x``."""
+
+def traffic_mixed(
+    inplace: Sequence[np.ndarray | Sequence[np.ndarray]],
+    readonly: Sequence[np.ndarray | Sequence[np.ndarray]] = (),
+    repeat: int = 1,
+) -> None:
+    """The traffic kernel over arrays of several element widths (1, 2, 4 or 8 bytes), in one
+    pass through the optimizers' parallel loop, each array taken as unsigned integers:
+    ``x = sum(readonly) mod 2**32``; every ``inplace[k] += x`` (wrapping). An array of
+    ``ceil(n / 64)`` elements (n: its tensor's, ``inplace[0]``'s size) is a block scale,
+    read or written once per block of 64 with x of the block's first element."""
 
 def triad(
     a: np.ndarray | Sequence[np.ndarray],

@@ -10,7 +10,7 @@ that tell how many bytes an optimizer's state takes.
 * Stochastic rounding of a float32 value x to a 16-bit format: x rounds away from zero
   with probability (distance to the lower neighbour) / (distance between the
   neighbours), so the rounding is unbiased. The random bits of element ``j`` of parameter
-  ``i`` at rounding step ``s`` are ``mix32(mix32(j_lo ^ k0) + (k1 ^ j_hi))`` with
+  ``i`` at rounding step ``s`` are ``mix32(j_lo ^ k0 ^ j_hi * 0x9E3779B9) ^ k1`` with
   ``(k0, k1)`` the halves of :func:`rounding_key(seed, s, i) <rounding_key>`: the same bits
   for any number of threads, and after a checkpoint resume.
 * int8 state: blocks of :data:`QUANT_BLOCK` elements, each with a float32 absmax ``a``.
@@ -110,7 +110,7 @@ def random_bits(key: int, n: int) -> np.ndarray:
     lo = (j & np.uint64(0xFFFFFFFF)).astype(np.uint32)
     hi = (j >> np.uint64(32)).astype(np.uint32)
     with np.errstate(over="ignore"):
-        return _mix32(_mix32(lo ^ k0) + (k1 ^ hi))
+        return _mix32(lo ^ k0 ^ (hi * np.uint32(0x9E3779B9))) ^ k1
 
 
 def round_half(x: np.ndarray, dtype: Any, key: int | None = None) -> np.ndarray:
@@ -170,14 +170,13 @@ def quantize(x: np.ndarray, exponent: bool) -> tuple[np.ndarray, np.ndarray]:
             b = y.view(np.uint32) & np.uint32(0x7FFFFFFF)
             rounded = b + np.uint32(0x7FFFF) + ((b >> np.uint32(20)) & np.uint32(1))
             q = (rounded >> np.uint32(20)).astype(np.int64) - 761
-            q = np.where(q < 1, 0, np.minimum(q, 255))
-            codes = np.where(np.isnan(y), 255, q).astype(np.uint8).view(np.int8)
+            codes = np.clip(q, 0, 255).astype(np.uint8).view(np.int8)  # a NaN: 255
         else:
             inv = np.where(absmax > 0, np.float32(127.0) / absmax, np.float32(0.0)).astype(
                 np.float32
             )
             q = np.clip(np.rint(blocks * inv[:, None]), -127, 127)
-            codes = np.where(np.isnan(q), 0, q).astype(np.int8)
+            codes = np.where(np.isnan(q), -127, q).astype(np.int8)  # NaN: -127, as the kernels
     return codes.reshape(-1)[:n], absmax.astype(np.float32)
 
 

@@ -438,20 +438,22 @@ class Optimizer:
             resolved = None
         else:
             try:
-                resolved = np.dtype(state_dtype)
+                dt = np.dtype(state_dtype)
             except TypeError:
                 raise ValueError(
                     f"state_dtype must be None, 'int8' or a dtype (the parameter's, or float32 "
                     f"for float16 / bfloat16 parameters), got {state_dtype!r}"
                 ) from None
-            if resolved == np.int8:
+            if dt == np.int8:
                 resolved = "int8"
                 if not self.int8_state:
                     raise ValueError(f"state_dtype='int8' is not offered by {type(self).__name__}")
-            elif resolved.kind not in "fV" or resolved.itemsize not in (2, 4, 8):
+            elif dt.kind not in "fV" or dt.itemsize not in (2, 4, 8):
                 raise ValueError(
                     f"state_dtype must be None, 'int8' or a floating dtype, got {state_dtype!r}"
                 )
+            else:
+                resolved = dt
         self.state_dtype = resolved
         self.stochastic_rounding = bool(sr)
         self.seed = int(seed)
@@ -1233,8 +1235,9 @@ def _flat(a: np.ndarray) -> np.ndarray:
 
 def _shaped_like(flat: np.ndarray, p: np.ndarray) -> np.ndarray:
     """``flat`` (memory order) as an array shaped and laid out like ``p``."""
-    order = "F" if p.flags.f_contiguous and not p.flags.c_contiguous else "C"
-    return flat.reshape(p.shape, order=order)
+    if p.flags.f_contiguous and not p.flags.c_contiguous:
+        return flat.reshape(p.shape, order="F")
+    return flat.reshape(p.shape)
 
 
 def _scaled(g: np.ndarray, scale: float) -> np.ndarray:

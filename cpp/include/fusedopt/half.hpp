@@ -53,9 +53,11 @@ inline std::uint32_t mix32(std::uint32_t x) {
     return x;
 }
 
-// The random bits of element i under key (k0, k1); hi is i >> 32 (constant over a block).
+// The random bits of element i = hi * 2^32 + lo under key (k0, k1): one round of the hash
+// of the element's index keyed by k0 (a bijection: the elements of one step draw distinct
+// values), whitened by k1; hi is constant over a block.
 inline std::uint32_t sr_bits(std::uint32_t k0, std::uint32_t k1, std::uint32_t lo, std::uint32_t hi) {
-    return mix32(mix32(lo ^ k0) + (k1 ^ hi));
+    return mix32(lo ^ k0 ^ (hi * 0x9e3779b9u)) ^ k1;
 }
 
 // bfloat16 bits -> float32.
@@ -67,7 +69,8 @@ inline std::uint16_t to_bf16(float x, std::uint32_t r, bool stochastic) {
     const std::uint32_t b = bits_of(x);
     const std::uint32_t sign = (b >> 16) & 0x8000u, mag = b & 0x7fffffffu;
     const std::uint32_t add = stochastic ? (r & 0xffffu) : 0x7fffu + ((mag >> 16) & 1u);
-    const std::uint32_t out = mag > 0x7f800000u ? 0x7fc0u : (mag == 0x7f800000u ? 0x7f80u : (mag + add) >> 16);
+    // inf + add < 0x7f810000 stays inf; the largest finite value may round up to inf
+    const std::uint32_t out = mag > 0x7f800000u ? 0x7fc0u : (mag + add) >> 16;
     return static_cast<std::uint16_t>(sign | out);
 }
 
@@ -115,21 +118,22 @@ inline std::uint16_t to_f16(float x, std::uint32_t r, bool stochastic) {
 inline constexpr std::size_t kBlock = kQuantBlock;
 
 // The linear signed code.
+// (a NaN gives -127: its block's absmax is NaN, and so is every value it dequantizes to)
 inline std::int8_t quant_linear(float x, float inv) {
-    float q = std::nearbyint(x * inv);
-    q = q > 127.0f ? 127.0f : q;
-    q = q < -127.0f ? -127.0f : q;
-    return static_cast<std::int8_t>(q == q ? q : 0.0f);
+    const float q = std::nearbyint(x * inv);
+    const float lower = -127.0f < q ? q : -127.0f;  // a NaN compares false: -127
+    return static_cast<std::int8_t>(lower < 127.0f ? lower : 127.0f);
 }
 inline float dequant_linear(std::int8_t q, float scale) { return static_cast<float>(q) * scale; }
 
 // The exponent code of y = x / a in [0, 1] (x >= 0): see the top of this file.
+// (a NaN's bits exceed inf's: it gives 255, and its block's absmax is NaN)
 inline std::uint8_t quant_exponent(float y) {
     const std::uint32_t b = bits_of(y) & 0x7fffffffu;
     const std::uint32_t rounded = b + 0x7ffffu + ((b >> 20) & 1u);
     const int q = static_cast<int>(rounded >> 20) - 761;
-    const int clamped = q < 1 ? 0 : (q > 255 ? 255 : q);
-    return static_cast<std::uint8_t>(y == y ? clamped : 255);
+    const int lower = q > 0 ? q : 0;
+    return static_cast<std::uint8_t>(lower < 255 ? lower : 255);
 }
 inline float dequant_exponent(std::uint8_t q, float a) {
     const float y = q == 0 ? 0.0f : float_of((static_cast<std::uint32_t>(q) + 761u) << 20);

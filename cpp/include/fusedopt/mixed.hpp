@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 #include "fusedopt/half.hpp"
 #include "fusedopt/parallel.hpp"
@@ -20,6 +21,14 @@
 
 namespace fusedopt {
 inline namespace FUSEDOPT_TARGET_NAMESPACE {
+
+// F16C's float16 conversions on the x86-64-v3 / -v4 targets (target.cpp includes
+// immintrin.h and enables f16c for them; the run-time dispatch checks the CPU has it).
+#if defined(FUSEDOPT_TARGET_V3) || defined(FUSEDOPT_TARGET_V4)
+#define FUSEDOPT_F16C 1
+#else
+#define FUSEDOPT_F16C 0
+#endif
 
 // Elements per block of the mixed loop: whole quantization blocks (a piece starts at a
 // multiple of kGrain = kQuantBlock inside its tensor, so every block's int8 sub-blocks are
@@ -45,7 +54,13 @@ inline void widen(unsigned char type, const void* src, std::size_t at, std::size
         for (std::size_t i = 0; i < n; ++i) dst[i] = static_cast<C>(half::from_bf16(s[i]));
     } else if (type == kFloat16) {
         const std::uint16_t* __restrict s = static_cast<const std::uint16_t*>(src) + at;
-        for (std::size_t i = 0; i < n; ++i) dst[i] = static_cast<C>(half::from_f16(s[i]));
+        std::size_t i = 0;
+#if FUSEDOPT_F16C
+        if constexpr (std::is_same_v<C, float>)  // F16C: 8 at a time in registers
+            for (; i + 8 <= n; i += 8)
+                _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i))));
+#endif
+        for (; i < n; ++i) dst[i] = static_cast<C>(half::from_f16(s[i]));
     } else if (type == kFloat32) {
         const float* __restrict s = static_cast<const float*>(src) + at;
         for (std::size_t i = 0; i < n; ++i) dst[i] = static_cast<C>(s[i]);
@@ -75,9 +90,27 @@ inline void narrow(unsigned char type, const C* __restrict src, void* dst, std::
             for (std::size_t i = 0; i < n; ++i)
                 d[i] = half::to_f16(static_cast<float>(src[i]), half::sr_bits(k0, k1, lo + static_cast<std::uint32_t>(i), hi),
                                     true);
-        else
-            for (std::size_t i = 0; i < n; ++i) d[i] = half::to_f16(static_cast<float>(src[i]), 0u, false);
+        else {
+            std::size_t i = 0;
+#if FUSEDOPT_F16C
+            if constexpr (std::is_same_v<C, float>)  // F16C rounds to nearest even, as to_f16
+                for (; i + 8 <= n; i += 8)
+                    _mm_storeu_si128(reinterpret_cast<__m128i*>(d + i),
+                                     _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+#endif
+            for (; i < n; ++i) d[i] = half::to_f16(static_cast<float>(src[i]), 0u, false);
+        }
     }
+}
+
+// Calls body(m) for a block of m elements: m a compile-time kQuantBlock for a whole block
+// (the loops unroll into a few full vectors, without remainder handling), else the count.
+template <class F>
+inline void with_block_size(std::size_t m, F&& body) {
+    if (m == kQuantBlock)
+        body(std::integral_constant<std::size_t, kQuantBlock>{});
+    else
+        body(m);
 }
 
 // dst[0..n) = the int8 state (codes from element `at`, absmax per block) dequantized.
@@ -85,16 +118,18 @@ template <class C>
 inline void dequantize(unsigned char code, const void* codes, const float* absmax, std::size_t at, std::size_t n,
                        C* __restrict dst) {
     for (std::size_t b = 0; b < n; b += kQuantBlock) {
-        const std::size_t m = std::min(kQuantBlock, n - b);
         const float a = absmax[(at + b) / kQuantBlock];
-        if (code == kQuantExponent) {
-            const std::uint8_t* __restrict q = static_cast<const std::uint8_t*>(codes) + at + b;
-            for (std::size_t i = 0; i < m; ++i) dst[b + i] = static_cast<C>(half::dequant_exponent(q[i], a));
-        } else {
-            const std::int8_t* __restrict q = static_cast<const std::int8_t*>(codes) + at + b;
-            const float scale = a / 127.0f;
-            for (std::size_t i = 0; i < m; ++i) dst[b + i] = static_cast<C>(half::dequant_linear(q[i], scale));
-        }
+        C* __restrict d = dst + b;
+        with_block_size(std::min(kQuantBlock, n - b), [&](auto m) {
+            if (code == kQuantExponent) {
+                const std::uint8_t* __restrict q = static_cast<const std::uint8_t*>(codes) + at + b;
+                for (std::size_t i = 0; i < m; ++i) d[i] = static_cast<C>(half::dequant_exponent(q[i], a));
+            } else {
+                const std::int8_t* __restrict q = static_cast<const std::int8_t*>(codes) + at + b;
+                const float scale = a / 127.0f;
+                for (std::size_t i = 0; i < m; ++i) d[i] = static_cast<C>(half::dequant_linear(q[i], scale));
+            }
+        });
     }
 }
 
@@ -102,23 +137,28 @@ inline void dequantize(unsigned char code, const void* codes, const float* absma
 template <class C>
 inline void quantize(unsigned char code, const C* __restrict src, void* codes, float* absmax, std::size_t at, std::size_t n) {
     for (std::size_t b = 0; b < n; b += kQuantBlock) {
-        const std::size_t m = std::min(kQuantBlock, n - b);
-        float x[kQuantBlock];
-        float a = 0.0f;
-        for (std::size_t i = 0; i < m; ++i) {
-            x[i] = static_cast<float>(src[b + i]);
-            a = nan_max(a, std::fabs(x[i]));
-        }
-        absmax[(at + b) / kQuantBlock] = a;
-        if (code == kQuantExponent) {
-            std::uint8_t* __restrict q = static_cast<std::uint8_t*>(codes) + at + b;
-            const float inv = a > 0.0f ? 1.0f / a : 0.0f;
-            for (std::size_t i = 0; i < m; ++i) q[i] = half::quant_exponent(x[i] * inv);
-        } else {
-            std::int8_t* __restrict q = static_cast<std::int8_t*>(codes) + at + b;
-            const float inv = a > 0.0f ? 127.0f / a : 0.0f;
-            for (std::size_t i = 0; i < m; ++i) q[i] = half::quant_linear(x[i], inv);
-        }
+        const C* __restrict x = src + b;
+        with_block_size(std::min(kQuantBlock, n - b), [&](auto m) {
+            // max |x| on the bits: for non-negative floats the integer order is the float
+            // order, and a NaN's bits exceed inf's, so a NaN propagates (an integer max
+            // vectorizes)
+            std::uint32_t top = 0;
+            for (std::size_t i = 0; i < m; ++i) {
+                const std::uint32_t mag = half::bits_of(static_cast<float>(x[i])) & 0x7fffffffu;
+                top = mag > top ? mag : top;
+            }
+            const float a = half::float_of(top);
+            absmax[(at + b) / kQuantBlock] = a;
+            if (code == kQuantExponent) {
+                std::uint8_t* __restrict q = static_cast<std::uint8_t*>(codes) + at + b;
+                const float inv = a > 0.0f ? 1.0f / a : 0.0f;
+                for (std::size_t i = 0; i < m; ++i) q[i] = half::quant_exponent(static_cast<float>(x[i]) * inv);
+            } else {
+                std::int8_t* __restrict q = static_cast<std::int8_t*>(codes) + at + b;
+                const float inv = a > 0.0f ? 127.0f / a : 0.0f;
+                for (std::size_t i = 0; i < m; ++i) q[i] = half::quant_linear(static_cast<float>(x[i]), inv);
+            }
+        });
     }
 }
 
