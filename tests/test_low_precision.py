@@ -325,10 +325,10 @@ def test_bad_input_names_it_and_changes_nothing():
         fo.Adam([np.ones(3, BF16)], seed=1.5)
     with pytest.raises(ValueError, match="seed must be in"):
         fo.Adam([np.ones(3, BF16)], seed=-1)
-    for cls in (fo.LAMB, fo.Prodigy, fo.SGDHD, fo.AdamHD):
+    for cls in (fo.LAMB, fo.Prodigy, fo.SGDHD, fo.AdamHD, fo.Adafactor, fo.Muon):
         with pytest.raises(ValueError, match=r"keeps the state of params\[0\] in float32"):
-            cls([np.ones(3, BF16)], state_dtype=BF16)
-    for cls in (fo.LBFGS, fo.Muon, fo.SparseAdam, fo.Adafactor, fo.SGDScheduleFree):
+            cls([np.ones((3, 3), BF16)], state_dtype=BF16)
+    for cls in (fo.LBFGS, fo.SparseAdam, fo.SGDScheduleFree, fo.AdamWScheduleFree):
         with pytest.raises(TypeError, match=rf"params\[0\] is bfloat16: {cls.__name__} takes"):
             cls([np.ones((3, 3), BF16)])
 
@@ -363,3 +363,42 @@ def test_clip_and_guard_on_half_grads():
     opt.skip_nonfinite = True
     opt.step([np.array([1, np.inf, 0, 0], BF16)])
     assert opt.skipped_steps == 1 and (p.astype(np.float32) == 1).all()
+
+
+@pytest.mark.parametrize("dtype", HALF)
+@pytest.mark.parametrize("cls", [fo.Adafactor, fo.Muon])
+def test_self_stepping_classes_on_half_params(cls, dtype):
+    """Adafactor and Muon step float32 working copies of half parameters (float32 state),
+    rounded back as the element-wise kernels round: both backends agree, the result is the
+    float32 parameters' step rounded, and stochastic rounding resumes bit-identically."""
+    rng = np.random.default_rng(9)
+    p0 = rng.standard_normal((24, 40)).astype(dtype)
+    grads = [rng.standard_normal((24, 40)).astype(dtype) for _ in range(3)]
+    outs = {}
+    for backend in ("fused", "numpy"):
+        p = p0.copy()
+        opt = cls([p], lr=1e-2, backend=backend, max_grad_norm=5.0)
+        for g in grads:
+            opt.step([g])
+        outs[backend] = p.astype(np.float32)
+        assert all(a.dtype in (np.float32, np.float64) for a in opt.state[0].values())
+    np.testing.assert_allclose(outs["fused"], outs["numpy"], rtol=2**-6, atol=2**-9)
+    # one step from float32 copies, rounded to nearest: exactly the half step
+    p = p0.copy()
+    q = p0.astype(np.float32)
+    cls([p], lr=1e-2).step([grads[0]])
+    cls([q], lr=1e-2).step([grads[0].astype(np.float32)])
+    np.testing.assert_array_equal(p.view(np.uint16), q.astype(dtype).view(np.uint16))
+    # stochastic rounding: a resume continues with the same bits
+    runs = []
+    for split in (False, True):
+        p = p0.copy()
+        opt = cls([p], lr=1e-2, stochastic_rounding=True, seed=3)
+        for k, g in enumerate(grads):
+            if split and k == 2:
+                sd = opt.state_dict()
+                opt = cls([p], lr=1e-2, stochastic_rounding=True, seed=4)
+                opt.load_state_dict(sd)
+            opt.step([g])
+        runs.append(p.view(np.uint16).copy())
+    np.testing.assert_array_equal(runs[0], runs[1])

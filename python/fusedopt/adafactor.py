@@ -110,7 +110,7 @@ class Adafactor(Optimizer):
     """
 
     kernel = None
-    half_params = False
+    half_state = False
     state_names = ("row_var", "col_var", "variance")
     scalar_names = ("step",)
     hyperparameters = hyper_table(

@@ -74,7 +74,7 @@ class Muon(Optimizer):
     )
 
     kernel = None
-    half_params = False
+    half_state = False
     steps_any_array = False
     state_names = ("momentum_buffer",)
     scalar_names = ()

@@ -271,8 +271,10 @@ class Optimizer:
     eager_state: ClassVar[bool] = False
     #: Whether ``state_dtype="int8"`` is offered (the Adam family, SGD with momentum, Lion).
     int8_state: ClassVar[bool] = False
-    #: Whether float16 / bfloat16 parameters are taken (False: the classes that step
-    #: themselves and the schedule-free ones, whose train/eval swap is float32/float64).
+    #: Whether float16 / bfloat16 parameters are taken (False: LBFGS, whose closure reads
+    #: the parameters mid-step, SparseAdam's row grads and the schedule-free classes,
+    #: whose train/eval swap is float32/float64). Adafactor and Muon step float32 working
+    #: copies of half parameters (see :meth:`_step_in_float32`).
     half_params: ClassVar[bool] = True
     #: Whether the state may be kept in a half-precision parameter's own dtype (False for
     #: the kernels whose sums pass writes state that the update pass reads: it would be
@@ -504,11 +506,17 @@ class Optimizer:
             for i, p in enumerate(self._params)
         )
 
-    def _reference_update_low(self, groups: list[ParamGroup], checked: list[Any]) -> None:
-        """The NumPy backend's step of half-precision or int8 state: float32 working copies
-        of the parameters (and of half or int8 state) stepped by the reference, then
-        rounded back (the parameters to nearest or stochastically, as the fused kernels do;
-        half state to nearest; int8 state requantized per block)."""
+    def _step_in_float32(
+        self,
+        groups: list[ParamGroup],
+        checked: list[Any],
+        step: Callable[[list[ParamGroup], list[Any]], None],
+    ) -> None:
+        """``step(groups, grads)`` on float32 working copies of the half-precision parameters
+        and grads (and of half or int8 state), then rounded back: the parameters to nearest
+        or stochastically (as the fused kernels round), half state to nearest, int8 state
+        requantized per block. The NumPy backend's step of low-precision parameters or
+        state, and the step of the classes that step themselves on half parameters."""
         work_params: list[np.ndarray] = []
         work_state: list[dict[str, np.ndarray]] = []
         for p, st in zip(self._params, self._state, strict=True):
@@ -538,9 +546,12 @@ class Optimizer:
             g["params"] = work_params[start : start + n]
             start += n
         self._state = work_state
+        saved_params_list = self._params
+        self._params = work_params
         try:
-            self._reference_update(groups, work_checked)
+            step(groups, work_checked)
         finally:
+            self._params = saved_params_list
             for g, ps in zip(groups, saved_params, strict=True):
                 g["params"] = ps
             self._state = saved_state
@@ -732,7 +743,7 @@ class Optimizer:
                 if scale != 1.0:  # the grads as clip_grad_norm_ would leave them (copies)
                     checked = [None if g is None else _scaled(g, scale) for g in checked]
                 if self._low_precision:
-                    self._reference_update_low(groups, checked)
+                    self._step_in_float32(groups, checked, self._reference_update)
                 else:
                     self._reference_update(groups, checked)
             self._sr_step += 1
@@ -774,7 +785,11 @@ class Optimizer:
                 self.skipped_steps += 1
                 return
         with np.errstate(all="ignore"):
-            self._custom_step(checked, scale)
+            if self._low_precision:  # half parameters: float32 working copies, rounded back
+                self._step_in_float32(groups, checked, lambda _, c: self._custom_step(c, scale))
+            else:
+                self._custom_step(checked, scale)
+        self._sr_step += 1
         self._touch(checked)
 
     def _clip_scale(self, checked: list[Any], max_norm: float | None, want_norm: bool) -> float:
@@ -792,6 +807,7 @@ class Optimizer:
             return 0.0
         if self.backend == "numpy":
             return reference_total_norm(arrays)
+        arrays = [a.astype(np.float32) if is_half(a.dtype) else a for a in arrays]
         return math.sqrt(_core.norm_sums(arrays, 2.0)[0])
 
     def _norm_arrays(self, checked: list[Any]) -> list[np.ndarray]:
