@@ -8,7 +8,10 @@
 * output files: :func:`output_path` and :func:`figure_path` check a path before any work
   runs, :func:`save_figure` writes a plot (matplotlib on a file-only backend);
 * the digits model: the options of ``train``, ``lr-find`` and ``compare-lr``, the data and
-  the MLP they build, NumPy's BLAS threads while they train.
+  the MLP they build, NumPy's BLAS threads while they train;
+* low precision (``train``'s ``--dtype``, ``--state-dtype``, ``--stochastic-rounding``):
+  :func:`add_precision_arguments`, checked by :func:`check_precision`, handed to the
+  optimizer by :func:`precision_kwargs` and described by :func:`describe_precision`.
 """
 
 from __future__ import annotations
@@ -41,19 +44,26 @@ from fusedopt.demo import (
 )
 from fusedopt.demo.model import Trainable
 from fusedopt.demo.sweep import SweepSpec
+from fusedopt.low_precision import is_half, state_nbytes_per_param
 
 __all__ = [
+    "DTYPES",
     "OPTIMIZER_DEFAULTS",
+    "STATE_DTYPES",
     "Command",
     "CommandError",
     "Formatter",
     "Parser",
     "UsageError",
     "add_model_arguments",
+    "add_precision_arguments",
     "available_optimizers",
+    "check_precision",
     "data_and_model",
     "describe_optimizer",
+    "describe_precision",
     "describe_run",
+    "dtype_of",
     "figure_path",
     "fit_on_args",
     "make_optimizer",
@@ -66,8 +76,10 @@ __all__ = [
     "plotting",
     "positive_float",
     "positive_int",
+    "precision_kwargs",
     "progress_note",
     "save_figure",
+    "state_bytes_line",
     "training_threads",
 ]
 
@@ -93,6 +105,12 @@ OPTIMIZER_DEFAULTS: dict[str, dict[str, Any]] = {
     # SGD's momentum here it reaches ~98% (Baydin et al. 2018 use beta=1e-3 for SGD-HD)
     "SGDHD": {"momentum": 0.9, "hypergrad_lr": 1e-3},
 }
+
+
+#: ``--dtype``: the parameters' dtype (bfloat16 is ``ml_dtypes.bfloat16``, extra ``[half]``).
+DTYPES = ("float32", "float64", "float16", "bfloat16")
+#: ``--state-dtype``: the parameter's own dtype, float32, or blockwise int8.
+STATE_DTYPES = ("param", "float32", "int8")
 
 
 class UsageError(Exception):
@@ -217,6 +235,7 @@ def optimizer_kwargs(name: str, lr: float | None, extra: Mapping[str, Any]) -> d
 def make_optimizer(args: argparse.Namespace, params: list[np.ndarray], lr: float | None) -> Any:
     """The optimizer ``--optimizer`` names, built from the options over ``params``."""
     kwargs = optimizer_kwargs(args.optimizer, lr, parse_kwargs(args.opt_arg, "--opt-arg"))
+    kwargs.update(precision_kwargs(args))
     cls = available_optimizers()[args.optimizer]
     try:
         return cls(params, backend=args.backend, **kwargs)
@@ -344,7 +363,12 @@ def add_model_arguments(p: argparse.ArgumentParser, *, lr_help: str | None) -> N
         metavar="N",
         help="hidden layer widths of the MLP",
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of the split, init and batch order")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the split, init and batch order (and of --stochastic-rounding)",
+    )
     p.add_argument(
         "--n-train",
         type=positive_int,
@@ -364,10 +388,138 @@ def add_model_arguments(p: argparse.ArgumentParser, *, lr_help: str | None) -> N
 
 
 def data_and_model(args: argparse.Namespace) -> tuple[Dataset, MLP]:
-    """The digits (``--seed``, ``--n-train``) and a fresh MLP (``--hidden``) for them."""
+    """The digits (``--seed``, ``--n-train``) and a fresh MLP (``--hidden``, and ``--dtype``
+    where the command has it) for them."""
     data = load_digits(seed=args.seed, n_train=args.n_train)
-    model = MLP((data.n_features, *args.hidden, data.n_classes), seed=args.seed)
+    dtype = getattr(args, "dtype", "float32")
+    model = MLP((data.n_features, *args.hidden, data.n_classes), dtype=dtype, seed=args.seed)
     return data, model
+
+
+# --------------------------------------------------------------------------- low precision
+def add_precision_arguments(p: argparse.ArgumentParser) -> None:
+    """``--dtype``, ``--state-dtype`` and ``--stochastic-rounding`` (``fusedopt train``)."""
+    p.add_argument(
+        "--dtype",
+        choices=DTYPES,
+        default="float32",
+        help="dtype of the MLP's parameters and grads; with float16 / bfloat16 the forward and "
+        "backward passes compute in float32 and the optimizer steps the half-precision "
+        'parameters (bfloat16 is ml_dtypes.bfloat16: pip install "fusedopt[half]")',
+    )
+    p.add_argument(
+        "--state-dtype",
+        choices=STATE_DTYPES,
+        default=None,
+        help="dtype of the optimizer's state: 'param' (the parameters' own dtype, as torch "
+        "keeps it), 'float32', or 'int8' (blockwise-quantized moments: the Adam family, SGD "
+        "with momentum, Lion); default: the library's (the parameters' dtype, float32 for "
+        "float16 / bfloat16 parameters)",
+    )
+    p.add_argument(
+        "--stochastic-rounding",
+        action="store_true",
+        help="round the float16 / bfloat16 parameter writes stochastically (unbiased), from a "
+        "generator keyed by --seed; default: round to nearest",
+    )
+
+
+def check_precision(args: argparse.Namespace) -> None:
+    """The precision options against each other and ``--optimizer``, before any work runs
+    (:class:`UsageError`, one line, for a bad combination)."""
+    dtype = getattr(args, "dtype", "float32")
+    state = getattr(args, "state_dtype", None)
+    half = dtype in ("float16", "bfloat16")
+    if getattr(args, "stochastic_rounding", False):
+        if not half:
+            raise UsageError(
+                f"--stochastic-rounding rounds float16 / bfloat16 parameter writes; with "
+                f"--dtype {dtype} the parameters round to nearest (use --dtype bfloat16 or "
+                "float16)"
+            )
+        if not 0 <= args.seed < 2**64:
+            raise UsageError(f"--stochastic-rounding needs a --seed in [0, 2**64), got {args.seed}")
+    if state == "float32" and dtype == "float64":
+        raise UsageError(
+            "--state-dtype float32 is for float32, float16 or bfloat16 parameters; float64 "
+            "parameters keep float64 state (--state-dtype param) or int8"
+        )
+    cls = available_optimizers().get(args.optimizer)
+    if cls is None:
+        return
+    if half and not getattr(cls, "half_params", True):
+        raise UsageError(
+            f"--dtype {dtype}: {args.optimizer} takes float32 and float64 parameters only"
+        )
+    if state == "int8" and not getattr(cls, "int8_state", False):
+        offered = sorted(
+            n for n, c in available_optimizers().items() if getattr(c, "int8_state", False)
+        )
+        raise UsageError(
+            f"--state-dtype int8: {args.optimizer} has no int8 state (offered by "
+            f"{', '.join(offered)})"
+        )
+    if state == "param" and half and not getattr(cls, "half_state", True):
+        raise UsageError(
+            f"--state-dtype param: {args.optimizer} keeps the state of {dtype} parameters in "
+            "float32"
+        )
+
+
+def precision_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """The optimizer arguments of the precision options: ``state_dtype`` (when given),
+    ``stochastic_rounding`` and ``seed`` (when rounding stochastically); ``{}`` for a
+    command without them."""
+    out: dict[str, Any] = {}
+    state = getattr(args, "state_dtype", None)
+    if state == "param":
+        out["state_dtype"] = dtype_of(getattr(args, "dtype", "float32"))
+    elif state is not None:
+        out["state_dtype"] = state
+    if getattr(args, "stochastic_rounding", False):
+        out["stochastic_rounding"] = True
+        out["seed"] = int(args.seed)
+    return out
+
+
+def dtype_of(name: str) -> np.dtype[Any]:
+    """The NumPy dtype ``--dtype name`` stands for (bfloat16: ``ml_dtypes.bfloat16``)."""
+    if name == "bfloat16":
+        from fusedopt.low_precision import bfloat16
+
+        return bfloat16()
+    return np.dtype(name)
+
+
+def describe_precision(opt: Any, model: MLP) -> str:
+    """``precision: bfloat16 parameters (forward and backward in float32, ...), float32 state
+    (default), stochastic rounding of the parameter writes (seed 0)``: the parameters' and
+    the state's dtypes and, for half-precision parameters, the rounding of their writes."""
+    dtype = model.dtype
+    params = f"{dtype.name} parameters"
+    if model.compute_dtype != dtype:
+        compute = model.compute_dtype.name
+        params += f" (forward and backward in {compute}, grads cast to {dtype.name})"
+    sd = getattr(opt, "state_dtype", None)
+    if sd is None:
+        state = f"{np.dtype(np.float32).name if is_half(dtype) else dtype.name} state (default)"
+    elif sd == "int8":
+        state = "int8 state (blockwise, 64 elements per float32 scale)"
+    else:
+        state = f"{np.dtype(sd).name} state"
+    line = f"precision: {params}, {state}"
+    if getattr(opt, "stochastic_rounding", False):
+        line += f", stochastic rounding of the parameter writes (seed {opt.seed})"
+    elif is_half(dtype):
+        line += ", parameter writes rounded to nearest"
+    return line
+
+
+def state_bytes_line(opt: Any) -> str:
+    """``optimizer state: 8.00 bytes per parameter (153,680 bytes)`` after some step."""
+    per = state_nbytes_per_param(opt)
+    total = sum(a.nbytes for st in opt.state.values() for a in st.values())
+    return f"optimizer state: {per:.2f} bytes per parameter ({total:,} bytes)"
 
 
 def fit_on_args(

@@ -19,16 +19,21 @@ from fusedopt.cli.common import (
     CommandError,
     UsageError,
     add_model_arguments,
+    add_precision_arguments,
     available_optimizers,
+    check_precision,
     data_and_model,
     describe_optimizer,
+    describe_precision,
     describe_run,
     fit_on_args,
     make_optimizer,
     optimizer_kwargs,
     parse_kwargs,
     positive_int,
+    precision_kwargs,
     progress_note,
+    state_bytes_line,
     training_threads,
 )
 from fusedopt.cli.presets import SCHEDULES, make_schedule
@@ -67,6 +72,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="override a schedule argument, repeatable: --schedule-arg gamma=0.5",
     )
     p.add_argument("--epochs", type=positive_int, default=20, help="passes over the training set")
+    add_precision_arguments(p)
     p.add_argument(
         "--no-progress", action="store_true", help="one line per epoch instead of a progress bar"
     )
@@ -82,6 +88,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Train, then print the accuracy and the step time of both backends."""
+    check_precision(args)
+    if args.distributed and args.dtype in ("float16", "bfloat16"):
+        raise UsageError(
+            f"--distributed with --dtype {args.dtype}: the ZeRO optimizer exchanges float32 "
+            "and float64 parameters only"
+        )
     with training_threads(args) as threads:
         if not args.distributed:
             return _train(args, threads)
@@ -99,6 +111,7 @@ def _train(args: argparse.Namespace, threads: str, comm: Any = None) -> int:
     data, model = data_and_model(args)
     opt = make_optimizer(args, model.params, args.lr)
     described = f"optimizer: {describe_optimizer(opt)}"
+    precision = describe_precision(opt, model)  # the shards' optimizers are built alike
     trained: MLP | DataParallel = model
     if comm is not None:
         described = (
@@ -114,6 +127,7 @@ def _train(args: argparse.Namespace, threads: str, comm: Any = None) -> int:
     sched, sched_desc, _ = make_schedule(args.schedule, opt, lr, total, user)
     print(describe_run(data, model))
     print(described)
+    print(precision)
     print(
         f"schedule: {sched_desc}; {args.epochs} epochs x {steps_per_epoch} steps "
         f"of {args.batch_size} images"
@@ -150,6 +164,7 @@ def _train(args: argparse.Namespace, threads: str, comm: Any = None) -> int:
     if comm is not None:
         _print_state_per_rank(opt, comm)
         return 0
+    print(state_bytes_line(opt))
     alone = _print_backend_comparison(args, model, data)
     if alone is not None and history.time_per_step > 1.25 * alone:
         print(f"(the loop's figure is higher: {_why_slower_in_the_loop(args, model)})")
@@ -160,9 +175,10 @@ def _sharded(args: argparse.Namespace, model: MLP, comm: Any) -> ZeroRedundancyO
     """``--optimizer`` and its options as a ZeroRedundancyOptimizer over ``comm``."""
     cls = available_optimizers()[args.optimizer]
     kwargs = optimizer_kwargs(args.optimizer, args.lr, parse_kwargs(args.opt_arg, "--opt-arg"))
+    kwargs.update(precision_kwargs(args))
     try:
         return ZeroRedundancyOptimizer(model.params, cls, comm, backend=args.backend, **kwargs)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise UsageError(f"--distributed: {exc}") from exc
 
 
@@ -214,6 +230,7 @@ def _print_backend_comparison(args: argparse.Namespace, model: MLP, data: Datase
     returns the time of ``args.backend``'s (None if a backend cannot run)."""
     cls = available_optimizers()[args.optimizer]
     kwargs = optimizer_kwargs(args.optimizer, args.lr, parse_kwargs(args.opt_arg, "--opt-arg"))
+    kwargs.update(precision_kwargs(args))
     Xb, yb = next(iterate_minibatches(data.X_train, data.y_train, args.batch_size))
     _, grads = model.loss_and_grads(Xb, yb)
     try:
@@ -236,6 +253,8 @@ COMMAND = Command(
     "stratified 80/20 split) with a fused optimizer, and report the held-out accuracy\n"
     "and the time of one optimizer step (fused kernel vs the NumPy reference).\n\n"
     "examples:\n  fusedopt train --optimizer SGD --lr 0.05 --schedule onecycle --epochs 10\n"
+    "  fusedopt train --dtype bfloat16 --stochastic-rounding   # bfloat16 parameters\n"
+    "  fusedopt train --state-dtype int8              # 8-bit Adam moments\n"
     "  mpirun -n 2 fusedopt train --distributed      # data-parallel, ZeRO-sharded state",
     add_arguments,
     run,

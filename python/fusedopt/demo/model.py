@@ -19,6 +19,12 @@ whose gradients are (backpropagation, ``Y`` the one-hot labels)::
     dW_l = a_{l-1}^T dz_l,   db_l = sum_n dz_l[n],   da_{l-1} = dz_l W_l^T
     dz_{l-1} = da_{l-1} * phi'(z_{l-1})
 
+With a float16 or bfloat16 ``dtype`` (``"bfloat16"`` is ``ml_dtypes.bfloat16``, the extra
+``fusedopt[half]``) the parameters are stored in that dtype while the forward and backward
+passes compute in float32 (the weights cast up for the matrix products, as mixed-precision
+training does); the gradients handed to the optimizer are cast back to the parameters'
+dtype, which is what a fusedopt optimizer takes for half-precision parameters.
+
 Example::
 
     >>> import fusedopt as fo
@@ -47,6 +53,7 @@ from numpy.typing import DTypeLike, NDArray
 
 from fusedopt.demo.data import iterate_minibatches
 from fusedopt.demo.progress import progress_bar
+from fusedopt.low_precision import bfloat16, is_half
 
 __all__ = [
     "MLP",
@@ -107,7 +114,9 @@ class MLP:
     Args:
         sizes: layer widths, input first, number of classes last (at least two).
         activation: ``"relu"`` or ``"tanh"``, between the affine layers.
-        dtype: floating dtype of the parameters (and of the gradients).
+        dtype: floating dtype of the parameters (and of the gradients): float32, float64,
+            float16 or bfloat16 (``"bfloat16"`` or ``ml_dtypes.bfloat16``). With a half
+            dtype the passes compute in float32 (:attr:`compute_dtype`).
         seed: seed of the initialization.
     """
 
@@ -125,7 +134,9 @@ class MLP:
             raise ValueError(f"activation must be 'relu' or 'tanh', got {activation!r}")
         self.sizes = sizes
         self.activation: Activation = activation
-        self.dtype = np.dtype(dtype)
+        self.dtype = _param_dtype(dtype)
+        #: The dtype of the forward and backward passes: float32 for half parameters.
+        self.compute_dtype = np.dtype(np.float32) if is_half(self.dtype) else self.dtype
         rng = np.random.default_rng(seed)
         self.params: list[NDArray[np.floating]] = []
         for fan_in, fan_out in itertools.pairwise(sizes):
@@ -141,12 +152,20 @@ class MLP:
     def _phi(self, z: NDArray[np.floating]) -> NDArray[np.floating]:
         return np.maximum(z, 0) if self.activation == "relu" else np.tanh(z)
 
+    def _compute_params(self) -> list[NDArray[np.floating]]:
+        """The parameters in :attr:`compute_dtype` (themselves, or float32 copies of half ones)."""
+        if self.compute_dtype == self.dtype:
+            return self.params
+        return [p.astype(self.compute_dtype) for p in self.params]
+
     def forward(self, X: NDArray[np.floating]) -> NDArray[np.floating]:
-        """Logits ``(N, n_classes)`` for the inputs ``X`` ``(N, n_features)``."""
-        a = np.asarray(X, dtype=self.dtype)
-        n_layers = len(self.params) // 2
+        """Logits ``(N, n_classes)`` for the inputs ``X`` ``(N, n_features)``, in
+        :attr:`compute_dtype`."""
+        a = np.asarray(X, dtype=self.compute_dtype)
+        params = self._compute_params()
+        n_layers = len(params) // 2
         for i in range(n_layers):
-            a = a @ self.params[2 * i] + self.params[2 * i + 1]
+            a = a @ params[2 * i] + params[2 * i + 1]
             if i < n_layers - 1:
                 a = self._phi(a)
         return a
@@ -157,14 +176,16 @@ class MLP:
         """Mean cross-entropy on the batch and its gradient for every parameter.
 
         Returns ``(loss, [dW_1, db_1, dW_2, db_2, ...])``, same order, shapes and dtype
-        as ``params`` (see the module docstring for the formulas).
+        as ``params`` (see the module docstring for the formulas; computed in
+        :attr:`compute_dtype`, then cast to the parameters' dtype).
         """
-        n_layers = len(self.params) // 2
-        acts = [np.asarray(X, dtype=self.dtype)]  # a_0 .. a_{L-1}
+        params = self._compute_params()
+        n_layers = len(params) // 2
+        acts = [np.asarray(X, dtype=self.compute_dtype)]  # a_0 .. a_{L-1}
         zs: list[NDArray[np.floating]] = []
         a = acts[0]
         for i in range(n_layers):
-            z = a @ self.params[2 * i] + self.params[2 * i + 1]
+            z = a @ params[2 * i] + params[2 * i + 1]
             if i < n_layers - 1:
                 zs.append(z)
                 a = self._phi(z)
@@ -177,12 +198,14 @@ class MLP:
             grads[2 * i] = acts[i].T @ dz
             grads[2 * i + 1] = dz.sum(axis=0)
             if i > 0:
-                da = dz @ self.params[2 * i].T
+                da = dz @ params[2 * i].T
                 z = zs[i - 1]
                 if self.activation == "relu":
                     dz = da * (z > 0)
                 else:
                     dz = da * (1 - acts[i] * acts[i])
+        if self.compute_dtype != self.dtype:
+            grads = [g.astype(self.dtype) for g in grads]
         return loss, grads
 
     def loss(self, X: NDArray[np.floating], y: NDArray[np.integer]) -> float:
@@ -196,6 +219,17 @@ class MLP:
     def accuracy(self, X: NDArray[np.floating], y: NDArray[np.integer]) -> float:
         """Fraction of the rows of ``X`` whose predicted class is ``y``."""
         return float(np.mean(self.predict(X) == np.asarray(y)))
+
+
+def _param_dtype(dtype: DTypeLike | str) -> np.dtype[Any]:
+    """``dtype`` as a NumPy dtype; the name ``"bfloat16"`` is ``ml_dtypes.bfloat16``
+    (imported only then: MissingDependencyError naming the extra ``fusedopt[half]``)."""
+    if isinstance(dtype, str) and dtype == "bfloat16":
+        return bfloat16()
+    d = np.dtype(dtype)
+    if d.kind != "f" and not is_half(d):
+        raise ValueError(f"dtype must be a floating dtype, got {d}")
+    return d
 
 
 @dataclass
