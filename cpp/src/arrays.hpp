@@ -98,10 +98,14 @@ inline bool is_bfloat16(PyArrayObject* a) {
 inline int param_dtype(PyArrayObject* a) {
     if (!PyArray_ISNOTSWAPPED(a)) return -1;
     switch (PyArray_TYPE(a)) {
-        case NPY_FLOAT32: return 0;
-        case NPY_FLOAT64: return 1;
-        case NPY_FLOAT16: return 3;
-        default: return is_bfloat16(a) ? 2 : -1;
+        case NPY_FLOAT32:
+            return 0;
+        case NPY_FLOAT64:
+            return 1;
+        case NPY_FLOAT16:
+            return 3;
+        default:
+            return is_bfloat16(a) ? 2 : -1;
     }
 }
 

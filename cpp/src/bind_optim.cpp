@@ -223,8 +223,8 @@ public:
                 if (type == kInt8) {
                     PyObject* am = absmax.is_none() ? nullptr : py::sequence(absmax[py::int_(i)])[py::int_(k)].ptr();
                     auto* b = am && PyArray_Check(am) ? reinterpret_cast<PyArrayObject*>(am) : nullptr;
-                    const npy_intp blocks = (PyArray_SIZE(p) + static_cast<npy_intp>(kQuantBlock) - 1) /
-                                            static_cast<npy_intp>(kQuantBlock);
+                    const npy_intp blocks =
+                        (PyArray_SIZE(p) + static_cast<npy_intp>(kQuantBlock) - 1) / static_cast<npy_intp>(kQuantBlock);
                     if (quant.empty() || !b || PyArray_TYPE(b) != NPY_FLOAT32 || PyArray_SIZE(b) != blocks ||
                         !PyArray_IS_C_CONTIGUOUS(b) || !PyArray_ISALIGNED(b) || !PyArray_ISWRITEABLE(b) ||
                         !PyArray_ISNOTSWAPPED(b))

@@ -50,12 +50,11 @@ inline bool grads_finite(const std::vector<TensorRef>& tensors, const std::vecto
     parallel_pieces(offsets, sizes, [refs, &ok](std::size_t t, std::size_t start, std::size_t count) {
         if (!ok.load(std::memory_order_relaxed)) return;  // another piece already found one
         const TensorRef& r = refs[t];
-        const bool finite =
-            r.param_type >= kBFloat16
-                ? all_finite_16(static_cast<const std::uint16_t*>(r.grad) + start, count,
-                                r.param_type == kBFloat16 ? std::uint16_t{0x7f80} : std::uint16_t{0x7c00})
-            : r.is_double ? all_finite(static_cast<const double*>(r.grad) + start, count)
-                          : all_finite(static_cast<const float*>(r.grad) + start, count);
+        const bool finite = r.param_type >= kBFloat16
+                                ? all_finite_16(static_cast<const std::uint16_t*>(r.grad) + start, count,
+                                                r.param_type == kBFloat16 ? std::uint16_t{0x7f80} : std::uint16_t{0x7c00})
+                            : r.is_double ? all_finite(static_cast<const double*>(r.grad) + start, count)
+                                          : all_finite(static_cast<const float*>(r.grad) + start, count);
         if (!finite) ok.store(false, std::memory_order_relaxed);
     });
     return ok.load(std::memory_order_relaxed);

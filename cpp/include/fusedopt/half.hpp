@@ -92,8 +92,8 @@ inline std::uint16_t to_f16(float x, std::uint32_t r, bool stochastic) {
     const int e = static_cast<int>(mag >> 23) - 127;
     std::uint32_t out;
     if (mag > 0x7f800000u) {
-        out = 0x7e00u;  // NaN
-    } else if (e < -24) {  // below half the smallest subnormal's step: 0 or 2^-24
+        out = 0x7e00u;                                // NaN
+    } else if (e < -24) {                             // below half the smallest subnormal's step: 0 or 2^-24
         const float p = float_of(mag) * 16777216.0f;  // |x| / 2^-24, in [0, 0.5)
         const bool up = stochastic ? static_cast<float>(r >> 8) * 5.9604644775390625e-8f < p : false;
         out = up ? 1u : 0u;

@@ -88,8 +88,8 @@ inline void narrow(unsigned char type, const C* __restrict src, void* dst, std::
     } else {
         if (stochastic)
             for (std::size_t i = 0; i < n; ++i)
-                d[i] = half::to_f16(static_cast<float>(src[i]), half::sr_bits(k0, k1, lo + static_cast<std::uint32_t>(i), hi),
-                                    true);
+                d[i] =
+                    half::to_f16(static_cast<float>(src[i]), half::sr_bits(k0, k1, lo + static_cast<std::uint32_t>(i), hi), true);
         else {
             std::size_t i = 0;
 #if FUSEDOPT_F16C
