@@ -106,9 +106,12 @@ namespace fusedopt {
 // after the pragma, and constant-initialized: reading it runs no code of this target,
 // so any CPU can list what a build holds.
 const TargetTable& FUSEDOPT_CONCAT(target_table_, FUSEDOPT_TARGET)() {
-    static constexpr TargetTable table{FUSEDOPT_TARGET_NAME, kIsa,           kSteps.data(),    kSteps.size(),   &grads_finite,
-                                       &grad_norm_sums,      &rewrite_grads, &accumulate_mean, &bench::traffic, &bench::triad,
-                                       &adafactor::step};
+    static constexpr TargetTable table{FUSEDOPT_TARGET_NAME, kIsa,
+                                       kSteps.data(),        kSteps.size(),
+                                       &grads_finite,        &grad_norm_sums,
+                                       &rewrite_grads,       &accumulate_mean,
+                                       &bench::traffic,      &bench::triad,
+                                       &adafactor::step,     &bench::traffic_mixed};
     return table;
 }
 

@@ -32,6 +32,10 @@
 
 namespace fusedopt {
 
+// The arrays of one mixed-width bandwidth sweep (fusedopt._core.traffic_mixed): see bench.hpp.
+struct MixedWork;
+using MixedSweepFn = void (*)(const MixedWork&, long repeat);
+
 // What one compiled target offers: every element loop, as plain function pointers.
 struct TargetTable {
     const char* name;     // "baseline", "x86-64-v3", "x86-64-v4" or "native"
@@ -44,7 +48,8 @@ struct TargetTable {
     AccumulateFn accumulate_mean;
     SweepFn traffic;
     SweepFn triad;
-    AdafactorFn adafactor;  // fusedopt/adafactor.hpp: not a Plan kernel
+    AdafactorFn adafactor;       // fusedopt/adafactor.hpp: not a Plan kernel
+    MixedSweepFn traffic_mixed;  // fusedopt/bench.hpp: arrays of several element widths
 };
 
 // The targets this build holds, from the lowest to the best.
