@@ -46,7 +46,7 @@ import sys
 from typing import Any
 
 import numpy as np
-from timing import Timed, paired, run_rounds
+from timing import Timed, paired, parse_threads, print_ratios, run_rounds
 
 import fusedopt as fo
 from fusedopt import _core, bench
@@ -322,24 +322,6 @@ def print_cases(cases: list[Timed]) -> None:
             f"| {c.name} | {bench.format_time(c.median)} | {100 * c.spread():.0f}% | {gbs} "
             f"| {c.number} |"
         )
-
-
-def print_ratios(rows: list[tuple[str, float, str, bool | None]]) -> None:
-    print("| ratio (median of per-round ratios) | value | goal | met |")
-    print("|---|---|---|---|")
-    for what, value, goal, met in rows:
-        mark = "" if met is None else ("yes" if met else "**no**")
-        print(f"| {what} | {value:.3f}x | {goal} | {mark} |")
-
-
-def parse_threads(text: str) -> list[int]:
-    out = []
-    for part in text.split(","):
-        n = int(part)
-        if n < 1:
-            raise argparse.ArgumentTypeError(f"thread counts must be >= 1, got {n}")
-        out.append(n)
-    return out
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -44,7 +44,7 @@ import sys
 from typing import Any
 
 import numpy as np
-from timing import Timed, paired, run_rounds
+from timing import RatioRow, Timed, paired, parse_threads, print_ratios, run_rounds
 
 import fusedopt as fo
 from fusedopt import _core, bench
@@ -53,7 +53,7 @@ from fusedopt import low_precision as lp
 LR = 1e-3
 CHECK_SIZE = 1 << 16  # elements of the fused-vs-NumPy checks
 
-Row = tuple[str, float, str, bool | None]
+Row = RatioRow
 
 
 # --------------------------------------------------------------------------- modes
@@ -330,25 +330,6 @@ def print_cases(cases: list[Timed], n: int) -> None:
             f"| {c.name} | {bench.format_time(c.median)} | {100 * c.spread():.0f}% "
             f"| {c.nbytes / n:g} | {c.nbytes / c.median / 1e9:.1f} | {c.number} |"
         )
-
-
-def print_ratios(rows: list[Row]) -> None:
-    print("| ratio (median of per-round ratios) | value | goal | met |")
-    print("|---|---|---|---|")
-    for what, value, goal, met in rows:
-        mark = "" if met is None else ("yes" if met else "**no**")
-        shown = f"{100 * value:.1f}%" if "share" in what else f"{value:.3f}x"
-        print(f"| {what} | {shown} | {goal} | {mark} |")
-
-
-def parse_threads(text: str) -> list[int]:
-    out = []
-    for part in text.split(","):
-        n = int(part)
-        if n < 1:
-            raise argparse.ArgumentTypeError(f"thread counts must be >= 1, got {n}")
-        out.append(n)
-    return out
 
 
 def main(argv: list[str] | None = None) -> None:

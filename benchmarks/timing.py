@@ -7,6 +7,7 @@ by round (:func:`paired`), so that a slow moment of a shared machine hits both s
 
 from __future__ import annotations
 
+import argparse
 import gc
 import statistics
 import time
@@ -78,3 +79,29 @@ def run_rounds(cases: Sequence[Timed], repeats: int, min_time: float) -> None:
 def paired(fn: Callable[..., float], *cases: Timed) -> float:
     """The median over rounds of ``fn(sample of each case in that round)``."""
     return statistics.median(fn(*xs) for xs in zip(*(c.samples for c in cases), strict=True))
+
+
+#: One row of a ratio table: what, the value, the goal ("" for none), met (None: no goal).
+RatioRow = tuple[str, float, str, "bool | None"]
+
+
+def print_ratios(rows: Sequence[RatioRow]) -> None:
+    """A Markdown table of ratios (medians of per-round ratios) against their goals; a row
+    whose name says "share" is shown as a percentage, the others as a factor."""
+    print("| ratio (median of per-round ratios) | value | goal | met |")
+    print("|---|---|---|---|")
+    for what, value, goal, met in rows:
+        mark = "" if met is None else ("yes" if met else "**no**")
+        shown = f"{100 * value:.1f}%" if "share" in what else f"{value:.3f}x"
+        print(f"| {what} | {shown} | {goal} | {mark} |")
+
+
+def parse_threads(text: str) -> list[int]:
+    """``--threads 1,2`` as a list of thread counts (each >= 1)."""
+    out = []
+    for part in text.split(","):
+        n = int(part)
+        if n < 1:
+            raise argparse.ArgumentTypeError(f"thread counts must be >= 1, got {n}")
+        out.append(n)
+    return out

@@ -1,10 +1,10 @@
 """Fixtures shared by the whole suite, each declared once.
 
 ``rng`` (a fixed seed), ``backend`` (every test that takes it runs with both backends),
-``dtype`` (float64 and float32) and ``rel`` (the relative tolerance of a value worked
-out by hand, for that dtype). Shared code that is not a fixture lives in the package's
-modules: ``table`` (configurations, signatures, error cases), ``helpers`` and
-``hypothesis_settings``.
+``dtype`` (float64 and float32), ``threads`` (1 and 2 pool threads) and ``rel`` (the
+relative tolerance of a value worked out by hand, for that dtype). Shared code that is
+not a fixture lives in the package's modules: ``table`` (configurations, signatures,
+error cases), ``helpers`` and ``hypothesis_settings``.
 """
 
 from __future__ import annotations
@@ -39,3 +39,14 @@ def dtype(request: pytest.FixtureRequest) -> type[np.floating]:
 def rel(dtype: type[np.floating]) -> float:
     """Relative tolerance of a hand-computed value for ``dtype``."""
     return REL[np.dtype(dtype)]
+
+
+@pytest.fixture(params=[1, 2], ids=["1t", "2t"])
+def threads(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    """The test runs with 1 and with 2 threads of fusedopt's pool (restored after)."""
+    import fusedopt
+
+    before = fusedopt.get_num_threads()
+    fusedopt.set_num_threads(request.param)
+    yield request.param
+    fusedopt.set_num_threads(before)

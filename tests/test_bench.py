@@ -19,14 +19,6 @@ DTYPES = [np.float32, np.float64]
 SIZES = [0, 1, 3, 7, 8, 15, 16, 17, 63, 64, 65, 1000, 4099]
 
 
-@pytest.fixture(params=[1, 2], ids=["1t", "2t"])
-def threads(request: pytest.FixtureRequest):
-    before = fusedopt.get_num_threads()
-    fusedopt.set_num_threads(request.param)
-    yield request.param
-    fusedopt.set_num_threads(before)
-
-
 # --------------------------------------------------------------------------- kernels
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("n", SIZES)

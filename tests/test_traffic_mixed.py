@@ -16,14 +16,6 @@ UINT = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 SIZES = [0, 1, 2, 7, 31, 63, 64, 65, 127, 511, 512, 513, 1000, 4099]
 
 
-@pytest.fixture(params=[1, 2], ids=["1t", "2t"])
-def threads(request: pytest.FixtureRequest):
-    before = fusedopt.get_num_threads()
-    fusedopt.set_num_threads(request.param)
-    yield request.param
-    fusedopt.set_num_threads(before)
-
-
 def random_array(rng: np.random.Generator, n: int, dtype: np.dtype) -> np.ndarray:
     """n elements of ``dtype`` with random bits (NaNs and all: the kernel moves bits)."""
     dt = np.dtype(dtype)
