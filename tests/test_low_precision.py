@@ -328,6 +328,9 @@ def test_bad_input_names_it_and_changes_nothing():
     for cls in (fo.LAMB, fo.Prodigy, fo.SGDHD, fo.AdamHD, fo.Adafactor, fo.Muon):
         with pytest.raises(ValueError, match=r"keeps the state of params\[0\] in float32"):
             cls([np.ones((3, 3), BF16)], state_dtype=BF16)
+    for backend in ("fused", "numpy"):
+        with pytest.raises(TypeError, match=r"params\[0\] is bfloat16: MultiSteps accumulates"):
+            fo.MultiSteps(fo.Adam([np.ones(3, BF16)], backend=backend), 2)
     for cls in (fo.LBFGS, fo.SparseAdam, fo.SGDScheduleFree, fo.AdamWScheduleFree):
         with pytest.raises(TypeError, match=rf"params\[0\] is bfloat16: {cls.__name__} takes"):
             cls([np.ones((3, 3), BF16)])

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from .low_precision import is_half
 from .optimizer import Optimizer, ParamGroup
 
 __all__ = ["MultiSteps"]
@@ -70,6 +71,13 @@ class MultiSteps:
             raise TypeError(f"every_k_steps must be an int, got {type(every_k_steps).__name__}")
         if every_k_steps < 1:
             raise ValueError(f"every_k_steps must be >= 1, got {every_k_steps}")
+        for i, p in enumerate(optimizer._params):
+            if is_half(p.dtype):  # a mean of k grads would be rounded k times in half precision
+                raise TypeError(
+                    f"params[{i}] is {p.dtype}: MultiSteps accumulates float32 and float64 "
+                    "parameters' grads (sum half-precision micro-batch grads in float32 "
+                    "yourself, or use float32 parameters)"
+                )
         self.optimizer = optimizer
         self.every_k_steps = int(every_k_steps)
         self.mini_step = 0
