@@ -67,11 +67,12 @@ inline float from_bf16(std::uint16_t h) { return float_of(static_cast<std::uint3
 // bits and truncate. NaN stays a (quiet) NaN; overflow gives inf.
 inline std::uint16_t to_bf16(float x, std::uint32_t r, bool stochastic) {
     const std::uint32_t b = bits_of(x);
-    const std::uint32_t sign = (b >> 16) & 0x8000u, mag = b & 0x7fffffffu;
-    const std::uint32_t add = stochastic ? (r & 0xffffu) : 0x7fffu + ((mag >> 16) & 1u);
-    // inf + add < 0x7f810000 stays inf; the largest finite value may round up to inf
-    const std::uint32_t out = mag > 0x7f800000u ? 0x7fc0u : (mag + add) >> 16;
-    return static_cast<std::uint16_t>(sign | out);
+    const std::uint32_t add = stochastic ? (r & 0xffffu) : 0x7fffu + ((b >> 16) & 1u);
+    // Rounded on all 32 bits: the carry of the dropped bits stops in the exponent
+    // (inf + add < 0x7f810000 stays inf; the largest finite value may round up to inf),
+    // never in the sign, since only a NaN's bits reach 0xffff8000 (x != x: its own value).
+    const std::uint32_t out = x != x ? ((b >> 16) & 0x8000u) | 0x7fc0u : (b + add) >> 16;
+    return static_cast<std::uint16_t>(out);
 }
 
 // float16 bits -> float32 (normal, subnormal, inf and NaN).

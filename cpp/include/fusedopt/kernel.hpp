@@ -21,8 +21,13 @@
 //       // the hyperparameters, the scalar state and which state arrays are present:
 //       // run_step reuses its result for the next tensor of the same group in the
 //       // same situation (a model of many tensors pays for pow() once per group).
-//   template <class T> static void update(const Coef&, T* p, const T* g, T* const* s, std::size_t n);
+//   template <class T, class P, class G>
+//   static void update(const Coef&, P p, G g, T* const* s, std::size_t n);
 //       // the element loop over n elements; s[k] is null where state k is absent.
+//       // p and g are T* and const T*, or (a bfloat16 parameter, mixed.hpp) objects
+//       // whose p[i] / g[i] read as T and p[i] = x writes: the loop reads p[i] and
+//       // g[i] as values (T pi = p[i], or in arithmetic; a function template taking
+//       // T gets T(p[i])) and writes each p[i] at most once, after its reads.
 //   struct Index { static constexpr int lr = at(hyper, "lr"), beta2 = at(hyper, "betas", 1),
 //                  exp_avg = at(state, "exp_avg"), step = at(scalars, "step"); };
 //       // where each input sits, found by name at compile time (a static constexpr
@@ -182,8 +187,9 @@ inline void on_piece(const TensorRef& r, std::size_t start, std::size_t count, F
 //   3. a kernel with a reduction pass (LAMB, LARS): its per-tensor sums, then finish()
 //      (or, with group values, begin() before the sums and combine() after them);
 //   4. one parallel sweep over all elements.
-// A tensor with half-precision or int8 arrays runs the same kernel through mixed.hpp's
-// block loop (widened to float32 in registers and stack buffers, narrowed back).
+// A tensor with half-precision or int8 arrays runs the same kernel through mixed.hpp:
+// its block loop (widened to float32 in registers and stack buffers, narrowed back), or
+// for a bfloat16 parameter with float32 state the kernel's loop over bfloat16 views.
 // The clip factor reaches the kernels through Coef::grad_scale, which every kernel
 // multiplies each grad element by as it reads it (the -1 of maximize, and the clip):
 // T(+-factor) * g is exactly what torch's clip_grad_norm_ would have left in the grad
@@ -257,9 +263,9 @@ void run_step(std::vector<TensorRef>& tensors, const std::vector<std::size_t>& o
     }
     const typename K::Coef* coef = coefs.data();
     parallel_pieces(offsets, sizes, [coef, refs](std::size_t t, std::size_t start, std::size_t count) {
-        auto update = [&](auto* p, auto* g, auto s, std::size_t m) { K::update(coef[t], p, g, s, m); };
+        auto update = [&](auto p, auto g, auto s, std::size_t m) { K::update(coef[t], p, g, s, m); };
         if (is_mixed(refs[t]))
-            on_mixed_piece(refs[t], start, count, true, update);
+            on_mixed_update(refs[t], start, count, update);
         else if (refs[t].is_double)
             on_piece<double>(refs[t], start, count, update);
         else

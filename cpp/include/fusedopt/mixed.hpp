@@ -7,6 +7,11 @@
 // stochastically, half state to nearest, int8 state requantized per kQuantBlock). Arrays
 // already of the compute type (the float32 state of a half parameter) are used in place.
 // No full-size temporary: each element is read and written once per pass.
+//
+// The common case, a bfloat16 parameter with float32 state, skips the buffers in the
+// update: the kernel's own loop reads p[i] and g[i] through bfloat16 views (a shift) and
+// rounds each p[i] = x as it writes it (on_mixed_update), so the conversions run in the
+// same vectors as the arithmetic instead of in passes of their own.
 #pragma once
 
 #include <algorithm>
@@ -75,9 +80,15 @@ inline void widen(unsigned char type, const void* src, std::size_t at, std::size
 template <class C>
 inline void narrow(unsigned char type, const C* __restrict src, void* dst, std::size_t at, std::size_t n, bool stochastic,
                    const unsigned* key) {
+    const std::uint32_t lo = static_cast<std::uint32_t>(at);
+    const std::uint64_t room = (std::uint64_t{1} << 32) - lo;  // elements before hi changes
+    if (stochastic && n > room) {
+        narrow(type, src, dst, at, static_cast<std::size_t>(room), true, key);
+        narrow(type, src + room, dst, at + static_cast<std::size_t>(room), n - static_cast<std::size_t>(room), true, key);
+        return;
+    }
     std::uint16_t* __restrict d = static_cast<std::uint16_t*>(dst) + at;
     const std::uint32_t k0 = key[0], k1 = key[1], hi = static_cast<std::uint32_t>(static_cast<std::uint64_t>(at) >> 32);
-    const std::uint32_t lo = static_cast<std::uint32_t>(at);
     if (type == kBFloat16) {
         if (stochastic)
             for (std::size_t i = 0; i < n; ++i)
@@ -206,6 +217,57 @@ void run_blocks(const TensorRef& r, std::size_t start, std::size_t count, bool w
     }
 }
 
+// A bfloat16 grad read in a kernel's loop: g[i] is its float32 value.
+struct Bf16In {
+    const std::uint16_t* q;
+    float operator[](std::size_t i) const { return half::from_bf16(q[i]); }
+};
+
+// A bfloat16 parameter read and written in a kernel's loop: p[i] reads as its float32
+// value; p[i] = x rounds x to nearest even, or stochastically with the bits of element
+// hi * 2^32 + lo + i (the caller keeps a view inside one run of 2^32 elements).
+template <bool Stochastic>
+struct Bf16InOut {
+    std::uint16_t* q;
+    std::uint32_t lo, hi, k0, k1;
+    struct Ref {
+        std::uint16_t* at;
+        std::uint32_t j;
+        const Bf16InOut& view;
+        operator float() const { return half::from_bf16(*at); }
+        Ref& operator=(float x) {
+            if constexpr (Stochastic)
+                *at = half::to_bf16(x, half::sr_bits(view.k0, view.k1, j, view.hi), true);
+            else
+                *at = half::to_bf16(x, 0u, false);
+            return *this;
+        }
+    };
+    Ref operator[](std::size_t i) const { return {q + i, lo + static_cast<std::uint32_t>(i), *this}; }
+};
+
+// The update over elements [start, start + count) of a bfloat16 parameter with float32
+// state: f(p, g, s, n) with bfloat16 views, in runs that do not cross a multiple of 2^32
+// elements (the stochastic bits' high word is constant within a view).
+template <class F>
+inline void run_bf16_views(const TensorRef& r, std::size_t start, std::size_t count, F&& f) {
+    for (std::size_t j = 0; j < count;) {
+        const std::uint64_t at = start + j;
+        const std::uint32_t lo = static_cast<std::uint32_t>(at), hi = static_cast<std::uint32_t>(at >> 32);
+        const std::uint64_t room = (std::uint64_t{1} << 32) - lo;
+        const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(count - j, room));
+        float* s[kMaxState];
+        for (int k = 0; k < kMaxState; ++k) s[k] = r.state[k] ? static_cast<float*>(r.state[k]) + at : nullptr;
+        std::uint16_t* p = static_cast<std::uint16_t*>(r.param) + at;
+        const Bf16In g{static_cast<const std::uint16_t*>(r.grad) + at};
+        if (r.stochastic)
+            f(Bf16InOut<true>{p, lo, hi, r.sr_key[0], r.sr_key[1]}, g, static_cast<float* const*>(s), n);
+        else
+            f(Bf16InOut<false>{p, lo, hi, 0u, 0u}, g, static_cast<float* const*>(s), n);
+        j += n;
+    }
+}
+
 }  // namespace mixed
 
 // f(p, g, s, n) over elements [start, start + count) of a mixed tensor, in its compute type
@@ -216,6 +278,17 @@ inline void on_mixed_piece(const TensorRef& r, std::size_t start, std::size_t co
         mixed::run_blocks<double>(r, start, count, write_param, f);
     else
         mixed::run_blocks<float>(r, start, count, write_param, f);
+}
+
+// A kernel's update (f as K::update: it takes views as well as pointers) over elements
+// [start, start + count) of a mixed tensor: in the kernel's own loop for a bfloat16
+// parameter with float32 state, through the block loop otherwise.
+template <class F>
+inline void on_mixed_update(const TensorRef& r, std::size_t start, std::size_t count, F&& f) {
+    if (r.param_type == kBFloat16 && r.state_type == kFloat32)
+        mixed::run_bf16_views(r, start, count, f);
+    else
+        on_mixed_piece(r, start, count, true, f);
 }
 
 }  // namespace FUSEDOPT_TARGET_NAMESPACE

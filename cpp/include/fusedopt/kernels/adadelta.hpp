@@ -38,8 +38,8 @@ struct Adadelta {
         return {h[Index::lr], rho, 1.0 - rho, h[Index::eps], h[Index::weight_decay], h[Index::maximize] != 0.0 ? -1.0 : 1.0};
     }
 
-    template <class T>
-    static void update(const Coef& c, T* __restrict p, const T* __restrict g, T* const* s, std::size_t n) {
+    template <class T, class P, class G>
+    static void update(const Coef& c, P p, G g, T* const* s, std::size_t n) {
         T* __restrict v = s[Index::square_avg];
         T* __restrict u = s[Index::acc_delta];
         const T lr = static_cast<T>(c.lr), rho = static_cast<T>(c.rho), rhoc = static_cast<T>(c.rhoc);

@@ -38,8 +38,8 @@ struct Adagrad {
                 h[Index::maximize] != 0.0 ? -1.0 : 1.0};
     }
 
-    template <class T>
-    static void update(const Coef& c, T* __restrict p, const T* __restrict g, T* const* s, std::size_t n) {
+    template <class T, class P, class G>
+    static void update(const Coef& c, P p, G g, T* const* s, std::size_t n) {
         T* __restrict sum = s[Index::sum];
         const T clr = static_cast<T>(c.clr), wd = static_cast<T>(c.weight_decay);
         const T eps = static_cast<T>(c.eps), grad_scale = static_cast<T>(c.grad_scale);

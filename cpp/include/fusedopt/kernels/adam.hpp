@@ -59,8 +59,8 @@ struct Adam {
                 decoupled && wd != 0.0};
     }
 
-    template <class T>
-    static void update(const Coef& c, T* __restrict p, const T* __restrict g, T* const* s, std::size_t n) {
+    template <class T, class P, class G>
+    static void update(const Coef& c, P p, G g, T* const* s, std::size_t n) {
         T* __restrict m = s[Index::exp_avg];
         T* __restrict v = s[Index::exp_avg_sq];
         T* __restrict vmax = s[Index::max_exp_avg_sq];

@@ -106,8 +106,8 @@ struct AdamHD {
             coefs[t].step_size = gv.values[refs[t].group * nv + Index::group_lr] * coefs[t].bc_ratio;
     }
 
-    template <class T>
-    static void update(const Coef& c, T* __restrict p, const T* __restrict /*g*/, T* const* s, std::size_t n) {
+    template <class T, class P, class G>
+    static void update(const Coef& c, P p, G /*g*/, T* const* s, std::size_t n) {
         const T* __restrict m = s[Index::exp_avg];
         const T* __restrict v = s[Index::exp_avg_sq];
         const T eps = static_cast<T>(c.eps), step = static_cast<T>(-c.step_size);

@@ -37,8 +37,8 @@ struct Adamax {
                 h[Index::maximize] != 0.0 ? -1.0 : 1.0};
     }
 
-    template <class T>
-    static void update(const Coef& c, T* __restrict p, const T* __restrict g, T* const* s, std::size_t n) {
+    template <class T, class P, class G>
+    static void update(const Coef& c, P p, G g, T* const* s, std::size_t n) {
         T* __restrict m = s[Index::exp_avg];
         T* __restrict u = s[Index::exp_inf];
         const T clr = static_cast<T>(c.clr), b1c = static_cast<T>(c.beta1c), b2 = static_cast<T>(c.beta2);

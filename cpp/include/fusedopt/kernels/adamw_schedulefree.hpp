@@ -50,8 +50,8 @@ struct AdamWScheduleFree {
                 1.0};
     }
 
-    template <class T>
-    static void update(const Coef& c, T* __restrict y, const T* __restrict g, T* const* s, std::size_t n) {
+    template <class T, class P, class G>
+    static void update(const Coef& c, P y, G g, T* const* s, std::size_t n) {
         T* __restrict z = s[Index::z];
         T* __restrict v = s[Index::exp_avg_sq];
         const T w = static_cast<T>(c.ckp1), one_minus_w = T(1) - w;

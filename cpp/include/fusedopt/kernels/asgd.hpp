@@ -45,8 +45,8 @@ struct ASGD {
         return c;
     }
 
-    template <class T>
-    static void update(const Coef& c, T* __restrict p, const T* __restrict g, T* const* s, std::size_t n) {
+    template <class T, class P, class G>
+    static void update(const Coef& c, P p, G g, T* const* s, std::size_t n) {
         T* __restrict ax = s[Index::ax];
         const T decay = static_cast<T>(c.decay), neg_eta = static_cast<T>(c.neg_eta);
         const T wd = static_cast<T>(c.weight_decay), mu = static_cast<T>(c.mu), grad_scale = static_cast<T>(c.grad_scale);

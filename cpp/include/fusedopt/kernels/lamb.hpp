@@ -80,12 +80,15 @@ struct LAMB {
 
     static void finish(Coef& c, const double* sums) { c.step_size = c.lr * trust_ratio(sums[0], sums[1], 1.0, 0.0); }
 
-    template <class T>
-    static void update(const Coef& c, T* __restrict p, const T* __restrict /*g*/, T* const* s, std::size_t n) {
+    template <class T, class P, class G>
+    static void update(const Coef& c, P p, G /*g*/, T* const* s, std::size_t n) {
         const T* __restrict m = s[Index::exp_avg];
         const T* __restrict v = s[Index::exp_avg_sq];
         const T step = static_cast<T>(c.step_size);
-        for (std::size_t i = 0; i < n; ++i) p[i] = p[i] - step * direction(c, m[i], v[i], p[i]);
+        for (std::size_t i = 0; i < n; ++i) {
+            const T pi = p[i];
+            p[i] = pi - step * direction(c, m[i], v[i], pi);
+        }
     }
 };
 

@@ -55,8 +55,8 @@ struct LARS {
 
     static void finish(Coef& c, const double* sums) { c.ratio = trust_ratio(sums[0], sums[1], c.trust_coefficient, c.eps); }
 
-    template <class T>
-    static void update(const Coef& c, T* __restrict p, const T* __restrict g, T* const* s, std::size_t n) {
+    template <class T, class P, class G>
+    static void update(const Coef& c, P p, G g, T* const* s, std::size_t n) {
         T* __restrict t = s[Index::trace];
         const T wd = static_cast<T>(c.weight_decay), ratio = static_cast<T>(c.ratio), neg_lr = static_cast<T>(-c.lr);
         const T mom = static_cast<T>(c.momentum), gs = static_cast<T>(c.grad_scale);

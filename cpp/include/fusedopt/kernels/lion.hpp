@@ -44,8 +44,8 @@ struct Lion {
         return x != x ? x : s;
     }
 
-    template <class T>
-    static void update(const Coef& c, T* __restrict p, const T* __restrict g, T* const* s, std::size_t n) {
+    template <class T, class P, class G>
+    static void update(const Coef& c, P p, G g, T* const* s, std::size_t n) {
         T* __restrict m = s[Index::exp_avg];
         const T lr = static_cast<T>(c.lr), b1 = static_cast<T>(c.beta1), b1c = static_cast<T>(c.beta1c);
         const T b2 = static_cast<T>(c.beta2), b2c = static_cast<T>(c.beta2c);

@@ -202,8 +202,8 @@ struct Prodigy {
         }
     }
 
-    template <class T>
-    static void update(const Coef& c, T* __restrict p, const T* __restrict g, T* const* s, std::size_t n) {
+    template <class T, class P, class G>
+    static void update(const Coef& c, P p, G g, T* const* s, std::size_t n) {
         if (c.skip) return;
         const T* __restrict m = s[Index::exp_avg];
         const T* __restrict v = s[Index::exp_avg_sq];

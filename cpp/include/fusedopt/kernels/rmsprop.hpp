@@ -48,8 +48,8 @@ struct RMSprop {
                 h[Index::maximize] != 0.0 ? -1.0 : 1.0};
     }
 
-    template <class T>
-    static void update(const Coef& c, T* __restrict p, const T* __restrict g, T* const* s, std::size_t n) {
+    template <class T, class P, class G>
+    static void update(const Coef& c, P p, G g, T* const* s, std::size_t n) {
         T* __restrict v = s[Index::square_avg];
         T* __restrict buf = s[Index::momentum_buffer];
         T* __restrict m = s[Index::grad_avg];

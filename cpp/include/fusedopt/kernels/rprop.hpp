@@ -40,8 +40,8 @@ struct Rprop {
                 h[Index::maximize] != 0.0 ? -1.0 : 1.0};
     }
 
-    template <class T>
-    static void update(const Coef& c, T* __restrict p, const T* __restrict g, T* const* s, std::size_t n) {
+    template <class T, class P, class G>
+    static void update(const Coef& c, P p, G g, T* const* s, std::size_t n) {
         T* __restrict prev = s[Index::prev];
         T* __restrict step_size = s[Index::step_size];
         const T etaminus = static_cast<T>(c.etaminus), etaplus = static_cast<T>(c.etaplus);

@@ -68,8 +68,8 @@ struct SGD {
                 first};
     }
 
-    template <class T>
-    static void update(const Coef& c, T* __restrict p, const T* __restrict g, T* const* s, std::size_t n) {
+    template <class T, class P, class G>
+    static void update(const Coef& c, P p, G g, T* const* s, std::size_t n) {
         T* __restrict buf = s[Index::momentum_buffer];
         const T lr = static_cast<T>(c.lr), mom = static_cast<T>(c.momentum);
         const T damp = static_cast<T>(c.one_minus_dampening), wd = static_cast<T>(c.weight_decay);
@@ -78,7 +78,8 @@ struct SGD {
             [&](auto decay, auto momentum, auto first, auto nesterov) {
                 for (std::size_t i = 0; i < n; ++i) {
                     T b = momentum && !first ? buf[i] : T(0);
-                    const T d = sgd_direction<decay, momentum, first, nesterov>(grad_scale * g[i], p[i], b, wd, mom, damp);
+                    const T d = sgd_direction<decay, momentum, first, nesterov>(grad_scale * g[i], static_cast<T>(p[i]), b, wd,
+                                                                                mom, damp);
                     if constexpr (momentum) buf[i] = b;
                     p[i] = p[i] - lr * d;
                 }

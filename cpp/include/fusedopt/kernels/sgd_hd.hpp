@@ -101,8 +101,8 @@ struct SGDHD {
         for (std::size_t t = 0; t < n; ++t) coefs[t].step_size = gv.values[refs[t].group * nv + Index::group_lr];
     }
 
-    template <class T>
-    static void update(const Coef& c, T* __restrict p, const T* __restrict g, T* const* s, std::size_t n) {
+    template <class T, class P, class G>
+    static void update(const Coef& c, P p, G g, T* const* s, std::size_t n) {
         T* __restrict buf = s[Index::momentum_buffer];
         T* __restrict prev = s[Index::grad_prev];
         const T gs = static_cast<T>(c.grad_scale), wd = static_cast<T>(c.weight_decay), mom = static_cast<T>(c.momentum),
@@ -111,7 +111,7 @@ struct SGDHD {
             [&](auto l2, auto has_buf, auto nesterov, auto keep_prev, auto first) {
                 for (std::size_t i = 0; i < n; ++i) {
                     T b = has_buf && !first ? buf[i] : T(0);
-                    const T d = sgd_direction<l2, has_buf, first, nesterov>(gs * g[i], p[i], b, wd, mom, dampc);
+                    const T d = sgd_direction<l2, has_buf, first, nesterov>(gs * g[i], static_cast<T>(p[i]), b, wd, mom, dampc);
                     if constexpr (has_buf) buf[i] = b;
                     if constexpr (keep_prev) prev[i] = d;
                     p[i] = p[i] + step * d;

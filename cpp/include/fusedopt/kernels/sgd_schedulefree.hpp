@@ -40,8 +40,8 @@ struct SGDScheduleFree {
         return {c.ckp1, c.lr * (h[Index::momentum] * (1.0 - c.ckp1) - 1.0), -c.lr, h[Index::weight_decay], 1.0};
     }
 
-    template <class T>
-    static void update(const Coef& c, T* __restrict y, const T* __restrict g, T* const* s, std::size_t n) {
+    template <class T, class P, class G>
+    static void update(const Coef& c, P y, G g, T* const* s, std::size_t n) {
         T* __restrict z = s[Index::z];
         const T w = static_cast<T>(c.ckp1), one_minus_w = T(1) - w;
         const T y_coef = static_cast<T>(c.y_coef), neg_lr = static_cast<T>(c.neg_lr);
