@@ -60,6 +60,10 @@ inline std::uint32_t sr_bits(std::uint32_t k0, std::uint32_t k1, std::uint32_t l
     return mix32(lo ^ k0 ^ (hi * 0x9e3779b9u)) ^ k1;
 }
 
+// How many elements from index `at` on share its high word (at's run of 2^32): a
+// stochastic write keeps hi constant within one run.
+inline std::uint64_t elements_in_run(std::uint64_t at) { return (std::uint64_t{1} << 32) - static_cast<std::uint32_t>(at); }
+
 // bfloat16 bits -> float32.
 inline float from_bf16(std::uint16_t h) { return float_of(static_cast<std::uint32_t>(h) << 16); }
 

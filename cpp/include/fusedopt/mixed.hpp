@@ -81,7 +81,7 @@ template <class C>
 inline void narrow(unsigned char type, const C* __restrict src, void* dst, std::size_t at, std::size_t n, bool stochastic,
                    const unsigned* key) {
     const std::uint32_t lo = static_cast<std::uint32_t>(at);
-    const std::uint64_t room = (std::uint64_t{1} << 32) - lo;  // elements before hi changes
+    const std::uint64_t room = half::elements_in_run(at);
     if (stochastic && n > room) {
         narrow(type, src, dst, at, static_cast<std::size_t>(room), true, key);
         narrow(type, src + room, dst, at + static_cast<std::size_t>(room), n - static_cast<std::size_t>(room), true, key);
@@ -254,8 +254,7 @@ inline void run_bf16_views(const TensorRef& r, std::size_t start, std::size_t co
     for (std::size_t j = 0; j < count;) {
         const std::uint64_t at = start + j;
         const std::uint32_t lo = static_cast<std::uint32_t>(at), hi = static_cast<std::uint32_t>(at >> 32);
-        const std::uint64_t room = (std::uint64_t{1} << 32) - lo;
-        const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(count - j, room));
+        const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(count - j, half::elements_in_run(at)));
         float* s[kMaxState];
         for (int k = 0; k < kMaxState; ++k) s[k] = r.state[k] ? static_cast<float*>(r.state[k]) + at : nullptr;
         std::uint16_t* p = static_cast<std::uint16_t*>(r.param) + at;

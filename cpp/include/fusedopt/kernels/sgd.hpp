@@ -77,11 +77,11 @@ struct SGD {
         with_flags(
             [&](auto decay, auto momentum, auto first, auto nesterov) {
                 for (std::size_t i = 0; i < n; ++i) {
+                    const T pi = p[i];
                     T b = momentum && !first ? buf[i] : T(0);
-                    const T d = sgd_direction<decay, momentum, first, nesterov>(grad_scale * g[i], static_cast<T>(p[i]), b, wd,
-                                                                                mom, damp);
+                    const T d = sgd_direction<decay, momentum, first, nesterov>(grad_scale * g[i], pi, b, wd, mom, damp);
                     if constexpr (momentum) buf[i] = b;
-                    p[i] = p[i] - lr * d;
+                    p[i] = pi - lr * d;
                 }
             },
             c.weight_decay != 0.0, buf != nullptr, c.first, c.nesterov);

@@ -110,11 +110,12 @@ struct SGDHD {
         with_flags(
             [&](auto l2, auto has_buf, auto nesterov, auto keep_prev, auto first) {
                 for (std::size_t i = 0; i < n; ++i) {
+                    const T pi = p[i];
                     T b = has_buf && !first ? buf[i] : T(0);
-                    const T d = sgd_direction<l2, has_buf, first, nesterov>(gs * g[i], static_cast<T>(p[i]), b, wd, mom, dampc);
+                    const T d = sgd_direction<l2, has_buf, first, nesterov>(gs * g[i], pi, b, wd, mom, dampc);
                     if constexpr (has_buf) buf[i] = b;
                     if constexpr (keep_prev) prev[i] = d;
-                    p[i] = p[i] + step * d;
+                    p[i] = pi + step * d;
                 }
             },
             c.weight_decay != 0.0, buf != nullptr, c.nesterov, prev != nullptr, c.first);
